@@ -1,0 +1,6 @@
+//! SeaORM entities for the tables identity owns.
+
+pub mod email_verification;
+pub mod refresh_token;
+pub mod session;
+pub mod user;

@@ -1,0 +1,87 @@
+//! What identity commands can fail with. The server maps each variant, in one place, to a
+//! problem+json status and code.
+
+use tenantry_kernel::{AccessDenied, TenantId, ValidationErrors};
+use tenantry_tenancy::TenancyError;
+
+use crate::password::HashError;
+
+/// An identity command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The input did not parse.
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    /// Another account already uses the address.
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// Unknown address or wrong password; deliberately indistinguishable.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// The access token is missing, malformed, expired or not ours.
+    #[error("invalid access token")]
+    InvalidAccessToken,
+    /// The session behind a token was revoked or expired.
+    #[error("the session has ended")]
+    SessionEnded,
+    /// The refresh token is unknown or expired.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// An already-rotated refresh token was presented; its whole family is now revoked.
+    #[error("refresh token reuse detected; the session was revoked")]
+    RefreshTokenReused,
+    /// The user belongs to several tenants and did not say which.
+    #[error("the account belongs to several tenants; choose one with tenant_id")]
+    TenantSelectionRequired(Vec<(TenantId, String)>),
+    /// The user is not a member of the tenant asked for.
+    #[error("not a member of that tenant")]
+    NotAMember,
+    /// The verification token is unknown.
+    #[error("invalid verification token")]
+    InvalidVerificationToken,
+    /// The verification token expired.
+    #[error("the verification token has expired")]
+    VerificationTokenExpired,
+    /// The verification token was already used.
+    #[error("the verification token was already used")]
+    VerificationTokenUsed,
+    /// The user no longer exists.
+    #[error("user not found")]
+    UserNotFound,
+    /// The caller lacks a permission.
+    #[error(transparent)]
+    Forbidden(#[from] AccessDenied),
+    /// Password hashing is saturated; the request was shed.
+    #[error("too many sign-ins at once; retry shortly")]
+    Overloaded,
+    /// A tenancy call failed.
+    #[error(transparent)]
+    Tenancy(#[from] TenancyError),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sea_orm::DbErr),
+    /// Anything else that should not happen.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<HashError> for IdentityError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Overloaded => IdentityError::Overloaded,
+            HashError::Failed(msg) => IdentityError::Unexpected(anyhow::anyhow!(msg)),
+        }
+    }
+}
+
+impl From<tenantry_kernel::crypto::RandomError> for IdentityError {
+    fn from(e: tenantry_kernel::crypto::RandomError) -> Self {
+        IdentityError::Unexpected(e.into())
+    }
+}
+
+impl From<jsonwebtoken::errors::Error> for IdentityError {
+    fn from(e: jsonwebtoken::errors::Error) -> Self {
+        IdentityError::Unexpected(e.into())
+    }
+}

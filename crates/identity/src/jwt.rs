@@ -1,0 +1,173 @@
+//! Access tokens: short-lived JWTs signed with Ed25519 (`alg: EdDSA`), verifiable by anyone
+//! from the public key published at `/.well-known/jwks.json`.
+//!
+//! The `kid` is the key's RFC 7638 thumbprint, so it changes exactly when the key does.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use ed25519_dalek::SigningKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tenantry_kernel::crypto::sha256;
+
+/// The claims Tenantry puts in an access token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer: the server's public URL.
+    pub iss: String,
+    /// Subject: the user id.
+    pub sub: String,
+    /// The tenant the token acts in.
+    pub tid: String,
+    /// The session (refresh-token family) it belongs to.
+    pub sid: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+    /// Unique token id.
+    pub jti: String,
+}
+
+/// Signs and verifies access tokens with one Ed25519 key.
+pub struct TokenSigner {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    public_x: String,
+    issuer: String,
+    ttl_secs: i64,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSigner").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+/// PKCS#8 v1 prefix for an Ed25519 private key (RFC 8410 §7); the 32-byte seed follows.
+const PKCS8_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+impl TokenSigner {
+    /// A signer for the Ed25519 key with this 32-byte seed.
+    #[must_use]
+    pub fn from_seed(seed: &[u8; 32], issuer: &str, ttl_secs: i64) -> Self {
+        let public = SigningKey::from_bytes(seed).verifying_key().to_bytes();
+        let public_x = URL_SAFE_NO_PAD.encode(public);
+        // RFC 7638: SHA-256 over the required members in lexicographic order, no spaces.
+        let thumbprint = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{public_x}"}}"#);
+        let kid = URL_SAFE_NO_PAD.encode(sha256(thumbprint.as_bytes()));
+        let mut der = PKCS8_ED25519_PREFIX.to_vec();
+        der.extend_from_slice(seed);
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
+        validation.leeway = 5;
+        Self {
+            kid,
+            encoding: EncodingKey::from_ed_der(&der),
+            decoding: DecodingKey::from_ed_der(&public),
+            public_x,
+            issuer: issuer.to_owned(),
+            ttl_secs,
+            validation,
+        }
+    }
+
+    /// The key id carried in every token header.
+    #[must_use]
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Seconds an access token lives.
+    #[must_use]
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
+    /// Signs a token for `user` acting in `tenant` through `session`.
+    pub fn issue(&self, user: &str, tenant: &str, session: &str) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: user.to_owned(),
+            tid: tenant.to_owned(),
+            sid: session.to_owned(),
+            iat: now,
+            exp: now + self.ttl_secs,
+            jti: uuid::Uuid::now_v7().to_string(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding)
+    }
+
+    /// Verifies signature, algorithm, issuer and expiry, and returns the claims.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, jsonwebtoken::errors::Error> {
+        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map(|d| d.claims)
+    }
+
+    /// The JSON Web Key Set publishing the verification key.
+    #[must_use]
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({
+            "keys": [{
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": self.public_x,
+                "kid": self.kid,
+                "use": "sig",
+                "alg": "EdDSA",
+            }]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_verifies_with_the_key_from_the_jwks_alone() {
+        let signer = TokenSigner::from_seed(&[7; 32], "https://tenantry.test", 900);
+        let token = signer.issue("u", "t", "s").unwrap();
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(signer.jwks()).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+        let key = DecodingKey::from_jwk(jwk).unwrap();
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&["https://tenantry.test"]);
+        let claims = jsonwebtoken::decode::<AccessClaims>(&token, &key, &validation).unwrap().claims;
+        assert_eq!((claims.sub.as_str(), claims.tid.as_str(), claims.sid.as_str()), ("u", "t", "s"));
+        assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    #[test]
+    fn a_token_signed_by_another_key_is_refused() {
+        let ours = TokenSigner::from_seed(&[1; 32], "iss", 900);
+        let theirs = TokenSigner::from_seed(&[2; 32], "iss", 900);
+        let token = theirs.issue("u", "t", "s").unwrap();
+        assert!(ours.verify(&token).is_err());
+        assert_ne!(ours.kid(), theirs.kid());
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let signer = TokenSigner::from_seed(&[3; 32], "iss", -60);
+        let token = signer.issue("u", "t", "s").unwrap();
+        assert!(signer.verify(&token).is_err());
+    }
+
+    #[test]
+    fn a_token_from_another_issuer_is_refused() {
+        let a = TokenSigner::from_seed(&[4; 32], "https://a", 900);
+        let b = TokenSigner::from_seed(&[4; 32], "https://b", 900);
+        assert!(b.verify(&a.issue("u", "t", "s").unwrap()).is_err());
+    }
+}

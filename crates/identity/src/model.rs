@@ -1,0 +1,302 @@
+//! Identity's domain types. Request inputs are parsed into these at the edge; past it, an
+//! [`Email`] is always a plausible, normalised address and a [`Password`] always within bounds.
+
+use chrono::{DateTime, Utc};
+use tenantry_kernel::{FieldError, PermissionSet, Role, TenantId, UserId, ValidationErrors};
+use tenantry_tenancy::{Tenant, TenantName};
+
+/// An email address, trimmed and lowercased.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// Parses `raw` as the `field` of a request.
+    ///
+    /// The check is deliberately structural (one `@`, a dotted domain, no spaces, RFC 5321
+    /// lengths); whether the address receives mail is what verification proves.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let email = raw.trim().to_lowercase();
+        let invalid = || FieldError::new(field, "invalid_email", "not an email address");
+        if email.is_empty() {
+            return Err(FieldError::new(field, "required", "must not be empty"));
+        }
+        if email.len() > 254 {
+            return Err(FieldError::new(field, "too_long", "at most 254 characters"));
+        }
+        let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
+        let plausible = !local.is_empty()
+            && local.len() <= 64
+            && !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if plausible { Ok(Self(email)) } else { Err(invalid()) }
+    }
+
+    /// The address.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password of 8 to 128 characters (NIST SP 800-63B: length, no composition rules).
+#[derive(Clone)]
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(**redacted**)")
+    }
+}
+
+impl Password {
+    /// Minimum length in characters.
+    pub const MIN: usize = 8;
+    /// Maximum length in characters; bounds the hashing work one request can ask for.
+    pub const MAX: usize = 128;
+
+    /// Parses a new password (sign-up, reset).
+    pub fn parse(field: &str, raw: String) -> Result<Self, FieldError> {
+        let len = raw.chars().count();
+        if len < Self::MIN {
+            return Err(FieldError::new(field, "too_short", "at least 8 characters"));
+        }
+        if len > Self::MAX {
+            return Err(FieldError::new(field, "too_long", "at most 128 characters"));
+        }
+        Ok(Self(raw))
+    }
+
+    /// The secret itself.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A person's display name: trimmed, 1 to 100 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonName(String);
+
+impl PersonName {
+    /// Parses the `field` of a request.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let name = raw.trim();
+        let len = name.chars().count();
+        if len == 0 {
+            return Err(FieldError::new(field, "required", "must not be empty"));
+        }
+        if len > 100 {
+            return Err(FieldError::new(field, "too_long", "at most 100 characters"));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(FieldError::new(field, "invalid_characters", "control characters are not allowed"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A parsed sign-up.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    /// The new user's address.
+    pub email: Email,
+    /// Their password.
+    pub password: Password,
+    /// Their display name.
+    pub name: PersonName,
+    /// The tenant they create.
+    pub tenant_name: TenantName,
+}
+
+impl Registration {
+    /// Parses every field, reporting all invalid ones at once.
+    pub fn parse(
+        email: &str,
+        password: String,
+        name: &str,
+        tenant_name: &str,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let email = errors.check(Email::parse("email", email));
+        let password = errors.check(Password::parse("password", password));
+        let name = errors.check(PersonName::parse("name", name));
+        let tenant_name = errors.check(TenantName::parse("tenant_name", tenant_name));
+        match (email, password, name, tenant_name) {
+            (Some(email), Some(password), Some(name), Some(tenant_name)) => Ok(Self {
+                email,
+                password,
+                name,
+                tenant_name,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A parsed login attempt.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// The address given.
+    pub email: Email,
+    /// The password given (not length-checked beyond the maximum: old passwords may be
+    /// shorter than today's rule).
+    pub password: String,
+    /// The tenant to sign in to, for users with several.
+    pub tenant_id: Option<TenantId>,
+}
+
+impl Credentials {
+    /// Parses a login request.
+    pub fn parse(
+        email: &str,
+        password: String,
+        tenant_id: Option<TenantId>,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let email = errors.check(Email::parse("email", email));
+        if password.is_empty() {
+            errors.0.push(FieldError::new("password", "required", "must not be empty"));
+        } else if password.chars().count() > Password::MAX {
+            errors.0.push(FieldError::new("password", "too_long", "at most 128 characters"));
+        }
+        errors.into_result()?;
+        let email = email.ok_or_else(ValidationErrors::default)?;
+        Ok(Self {
+            email,
+            password,
+            tenant_id,
+        })
+    }
+}
+
+/// What a successful login, registration or refresh hands the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenPair {
+    /// The short-lived JWT.
+    pub access_token: String,
+    /// The opaque, single-use refresh token.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// The outcome of a registration.
+#[derive(Clone, Debug)]
+pub struct Registered {
+    /// The new user.
+    pub user_id: UserId,
+    /// The tenant they created and own.
+    pub tenant: Tenant,
+    /// Their first session's tokens.
+    pub tokens: TokenPair,
+}
+
+/// A user as they see themselves.
+#[derive(Clone, Debug)]
+pub struct Me {
+    /// Their id.
+    pub id: UserId,
+    /// Their address.
+    pub email: String,
+    /// Their display name.
+    pub name: String,
+    /// When they proved the address, if they have.
+    pub email_verified_at: Option<DateTime<Utc>>,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+    /// The tenant this session acts in.
+    pub current_tenant: Tenant,
+    /// Their role there.
+    pub role: Role,
+    /// The permissions that role grants.
+    pub permissions: PermissionSet,
+    /// Every tenant they belong to.
+    pub memberships: Vec<tenantry_tenancy::Membership>,
+}
+
+/// A verification email to send: the raw token exists only here and in the email.
+#[derive(Clone)]
+pub struct VerificationMail {
+    /// The recipient.
+    pub email: String,
+    /// Their display name.
+    pub name: String,
+    /// The single-use token to put in the link.
+    pub token: String,
+}
+
+impl std::fmt::Debug for VerificationMail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerificationMail")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A verified address.
+#[derive(Clone, Debug)]
+pub struct VerifiedEmail {
+    /// The user.
+    pub user_id: UserId,
+    /// The address proved.
+    pub email: String,
+    /// When.
+    pub verified_at: DateTime<Utc>,
+}
+
+/// How many rows the cleanup removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Expired or long-revoked sessions (their refresh tokens go with them).
+    pub sessions: u64,
+    /// Expired or used verification tokens.
+    pub verification_tokens: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised() {
+        assert_eq!(Email::parse("email", "  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+    }
+
+    #[test]
+    fn implausible_emails_are_refused() {
+        for bad in ["ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@@example.com", "ada@example..com"] {
+            assert_eq!(Email::parse("email", bad).unwrap_err().code, "invalid_email", "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_bounded_by_length_only() {
+        assert_eq!(Password::parse("password", "short".into()).unwrap_err().code, "too_short");
+        assert_eq!(Password::parse("password", "x".repeat(129)).unwrap_err().code, "too_long");
+        assert!(Password::parse("password", "alllowercase".into()).is_ok());
+        assert!(Password::parse("password", "ünïcödé!".into()).is_ok());
+    }
+
+    #[test]
+    fn registration_reports_every_invalid_field() {
+        let err = Registration::parse("nope", "short".into(), "", "Acme").unwrap_err();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["email", "password", "name"]);
+    }
+
+    #[test]
+    fn passwords_never_print() {
+        let p = Password::parse("password", "hunter2hunter2".into()).unwrap();
+        assert!(!format!("{p:?}").contains("hunter2"));
+    }
+}

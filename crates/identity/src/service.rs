@@ -1,0 +1,533 @@
+//! The identity service trait and its SeaORM implementation.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
+use serde_json::json;
+use tenantry_kernel::crypto::{new_token, token_hash};
+use tenantry_kernel::db::{begin_write, is_unique_violation};
+use tenantry_kernel::{
+    Actor, AuditEntry, AuditSink, ClientMeta, Event, Outbox, Principal, RequestContext,
+    SessionId, TenantId, UserId,
+};
+use tenantry_tenancy::TenancyService;
+
+use crate::entity::{email_verification, refresh_token, session, user};
+use crate::sessions::{self, is_live};
+use crate::{
+    Credentials, IdentityError, Me, PasswordHasher, PurgeReport, Registered, Registration,
+    TokenPair, TokenSigner, VerificationMail, VerifiedEmail,
+};
+
+/// Event written to the outbox when an account is created; it triggers the verification email.
+pub const USER_REGISTERED: &str = "user.registered";
+
+/// Lifetimes identity works with.
+#[derive(Clone, Debug)]
+pub struct IdentitySettings {
+    /// How long a login lasts before the user must sign in again (refresh tokens die with it).
+    pub session_ttl: Duration,
+    /// How long an email verification link stays valid.
+    pub verification_ttl: Duration,
+    /// How long ended sessions are kept (for the sessions list and forensics) before purge.
+    pub session_retention: Duration,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::days(30),
+            verification_ttl: Duration::hours(24),
+            session_retention: Duration::days(7),
+        }
+    }
+}
+
+/// What the HTTP shell, the worker and other crates may ask of identity.
+#[async_trait::async_trait]
+pub trait IdentityService: Send + Sync {
+    /// Creates a user, their tenant and owner membership, and signs them in.
+    async fn register(
+        &self,
+        input: Registration,
+        client: &ClientMeta,
+    ) -> Result<Registered, IdentityError>;
+
+    /// Checks a password and opens a session.
+    async fn login(&self, input: Credentials, client: &ClientMeta) -> Result<TokenPair, IdentityError>;
+
+    /// Rotates a refresh token; a reused one revokes its whole session.
+    async fn refresh(&self, refresh_token: &str, client: &ClientMeta) -> Result<TokenPair, IdentityError>;
+
+    /// Ends the caller's session.
+    async fn logout(&self, ctx: &RequestContext) -> Result<(), IdentityError>;
+
+    /// Consumes an email verification token.
+    async fn verify_email(&self, token: &str, client: &ClientMeta) -> Result<VerifiedEmail, IdentityError>;
+
+    /// Turns an access token into the context a request runs in.
+    async fn authenticate(&self, access_token: &str, client: ClientMeta) -> Result<RequestContext, IdentityError>;
+
+    /// The caller as they see themselves.
+    async fn me(&self, ctx: &RequestContext) -> Result<Me, IdentityError>;
+
+    /// Creates a verification token for `user`, unless the address is already verified.
+    async fn issue_email_verification(&self, user: UserId) -> Result<Option<VerificationMail>, IdentityError>;
+
+    /// Deletes expired sessions, long-ended sessions and spent verification tokens.
+    async fn purge_expired(&self) -> Result<PurgeReport, IdentityError>;
+
+    /// The JSON Web Key Set that verifies access tokens.
+    fn jwks(&self) -> serde_json::Value;
+}
+
+/// [`IdentityService`] over SeaORM.
+pub struct SeaIdentity {
+    db: DatabaseConnection,
+    tenancy: Arc<dyn TenancyService>,
+    audit: Arc<dyn AuditSink>,
+    outbox: Arc<dyn Outbox>,
+    hasher: Arc<PasswordHasher>,
+    signer: Arc<TokenSigner>,
+    settings: IdentitySettings,
+}
+
+impl SeaIdentity {
+    /// Wires the service to its collaborators.
+    #[must_use]
+    pub fn new(
+        db: DatabaseConnection,
+        tenancy: Arc<dyn TenancyService>,
+        audit: Arc<dyn AuditSink>,
+        outbox: Arc<dyn Outbox>,
+        hasher: Arc<PasswordHasher>,
+        signer: Arc<TokenSigner>,
+        settings: IdentitySettings,
+    ) -> Self {
+        Self {
+            db,
+            tenancy,
+            audit,
+            outbox,
+            hasher,
+            signer,
+            settings,
+        }
+    }
+
+    fn token_pair(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        session: SessionId,
+        refresh_token: String,
+    ) -> Result<TokenPair, IdentityError> {
+        let access_token =
+            self.signer
+                .issue(&user.to_string(), &tenant.to_string(), &session.to_string())?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token,
+            expires_in: self.signer.ttl_secs(),
+        })
+    }
+
+    /// Revokes a session in its own transaction, so the revocation stands even though the
+    /// request that discovered the reuse fails.
+    async fn revoke_for_reuse(&self, s: &session::Model, client: &ClientMeta) -> Result<(), IdentityError> {
+        let txn = begin_write(&self.db).await?;
+        let tenant = TenantId(s.tenant_id);
+        if sessions::revoke(&txn, tenant, SessionId(s.id), "refresh_token_reuse").await? {
+            self.audit
+                .record(
+                    &txn,
+                    AuditEntry::new(
+                        Some(tenant),
+                        Actor::User(UserId(s.user_id)),
+                        "session.revoked",
+                        "session",
+                        Some(s.id.to_string()),
+                        client,
+                    )
+                    .with_change(None, Some(json!({"reason": "refresh_token_reuse"}))),
+                )
+                .await?;
+        }
+        txn.commit().await?;
+        tracing::warn!(session_id = %s.id, "refresh token reuse: session revoked");
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl IdentityService for SeaIdentity {
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn register(
+        &self,
+        input: Registration,
+        client: &ClientMeta,
+    ) -> Result<Registered, IdentityError> {
+        // Cheap check first, so a taken address costs no hashing; the unique index below
+        // settles races.
+        let taken = user::Entity::find()
+            .filter(user::Column::Email.eq(input.email.as_str()))
+            .one(&self.db)
+            .await?
+            .is_some();
+        if taken {
+            return Err(IdentityError::EmailTaken);
+        }
+        let password_hash = self.hasher.hash(input.password.expose()).await?;
+        let now = Utc::now();
+        let user_id = UserId::new();
+        let txn = begin_write(&self.db).await?;
+        let inserted = user::ActiveModel {
+            id: Set(user_id.0),
+            email: Set(input.email.as_str().to_owned()),
+            name: Set(input.name.as_str().to_owned()),
+            password_hash: Set(password_hash),
+            email_verified_at: Set(None),
+            status: Set("active".to_owned()),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(IdentityError::EmailTaken),
+            Err(e) => return Err(e.into()),
+        }
+        let tenant = self
+            .tenancy
+            .create_tenant(&txn, &input.tenant_name, user_id, client)
+            .await?;
+        let (session_id, refresh) =
+            sessions::open(&txn, tenant.id, user_id, self.settings.session_ttl, client).await?;
+        self.audit
+            .record(
+                &txn,
+                AuditEntry::new(
+                    Some(tenant.id),
+                    Actor::User(user_id),
+                    USER_REGISTERED,
+                    "user",
+                    Some(user_id.to_string()),
+                    client,
+                )
+                .with_change(
+                    None,
+                    Some(json!({"email": input.email.as_str(), "name": input.name.as_str()})),
+                ),
+            )
+            .await?;
+        self.outbox
+            .put(
+                &txn,
+                Event::new(
+                    USER_REGISTERED,
+                    Some(tenant.id),
+                    json!({"user_id": user_id, "email": input.email.as_str()}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        let tokens = self.token_pair(user_id, tenant.id, session_id, refresh)?;
+        Ok(Registered {
+            user_id,
+            tenant,
+            tokens,
+        })
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn login(&self, input: Credentials, client: &ClientMeta) -> Result<TokenPair, IdentityError> {
+        let found = user::Entity::find()
+            .filter(user::Column::Email.eq(input.email.as_str()))
+            .one(&self.db)
+            .await?;
+        let Some(account) = found else {
+            // Same work as a wrong password, so timing does not reveal which addresses exist.
+            self.hasher.verify_dummy(&input.password).await?;
+            return Err(IdentityError::InvalidCredentials);
+        };
+        let user_id = UserId(account.id);
+        if !self.hasher.verify(&input.password, &account.password_hash).await? {
+            let txn = begin_write(&self.db).await?;
+            self.audit
+                .record(
+                    &txn,
+                    AuditEntry::new(None, Actor::User(user_id), "user.login_failed", "user", Some(user_id.to_string()), client),
+                )
+                .await?;
+            txn.commit().await?;
+            return Err(IdentityError::InvalidCredentials);
+        }
+        let memberships = self.tenancy.memberships_of(user_id).await?;
+        let tenant = match (input.tenant_id, memberships.as_slice()) {
+            (Some(wanted), _) => memberships
+                .iter()
+                .find(|m| m.tenant.id == wanted)
+                .map(|m| m.tenant.id)
+                .ok_or(IdentityError::NotAMember)?,
+            (None, [only]) => only.tenant.id,
+            (None, []) => return Err(IdentityError::NotAMember),
+            (None, several) => {
+                return Err(IdentityError::TenantSelectionRequired(
+                    several.iter().map(|m| (m.tenant.id, m.tenant.name.clone())).collect(),
+                ));
+            }
+        };
+        let txn = begin_write(&self.db).await?;
+        let (session_id, refresh) =
+            sessions::open(&txn, tenant, user_id, self.settings.session_ttl, client).await?;
+        self.audit
+            .record(
+                &txn,
+                AuditEntry::new(Some(tenant), Actor::User(user_id), "session.created", "session", Some(session_id.to_string()), client),
+            )
+            .await?;
+        txn.commit().await?;
+        self.token_pair(user_id, tenant, session_id, refresh)
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn refresh(&self, presented: &str, client: &ClientMeta) -> Result<TokenPair, IdentityError> {
+        let now = Utc::now();
+        let Some(token) = refresh_token::Entity::find()
+            .filter(refresh_token::Column::TokenHash.eq(token_hash(presented)))
+            .one(&self.db)
+            .await?
+        else {
+            return Err(IdentityError::InvalidRefreshToken);
+        };
+        let Some(s) = session::Entity::find_by_id(token.session_id).one(&self.db).await? else {
+            return Err(IdentityError::InvalidRefreshToken);
+        };
+        if token.rotated_at.is_some() {
+            self.revoke_for_reuse(&s, client).await?;
+            return Err(IdentityError::RefreshTokenReused);
+        }
+        if !is_live(&s, now) || token.expires_at <= now {
+            return Err(IdentityError::SessionEnded);
+        }
+        let tenant = TenantId(s.tenant_id);
+        let user_id = UserId(s.user_id);
+        if self.tenancy.role_of(tenant, user_id).await?.is_none() {
+            return Err(IdentityError::SessionEnded);
+        }
+        let txn = begin_write(&self.db).await?;
+        // Conditional: of two concurrent refreshes with the same token only one wins; the
+        // other is reuse.
+        if !sessions::mark_rotated(&txn, token.id).await? {
+            drop(txn);
+            self.revoke_for_reuse(&s, client).await?;
+            return Err(IdentityError::RefreshTokenReused);
+        }
+        let raw = sessions::issue_refresh_token(&txn, tenant, SessionId(s.id), s.expires_at).await?;
+        session::Entity::update_many()
+            .col_expr(session::Column::LastUsedAt, Expr::value(now))
+            .filter(session::Column::Id.eq(s.id))
+            .exec(&txn)
+            .await?;
+        self.audit
+            .record(
+                &txn,
+                AuditEntry::new(Some(tenant), Actor::User(user_id), "session.refreshed", "session", Some(s.id.to_string()), client),
+            )
+            .await?;
+        txn.commit().await?;
+        self.token_pair(user_id, tenant, SessionId(s.id), raw)
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn logout(&self, ctx: &RequestContext) -> Result<(), IdentityError> {
+        let Principal::User { session_id, .. } = ctx.principal else {
+            return Ok(());
+        };
+        let txn = begin_write(&self.db).await?;
+        if sessions::revoke(&txn, ctx.tenant_id, session_id, "logout").await? {
+            self.audit
+                .record(
+                    &txn,
+                    AuditEntry::new(Some(ctx.tenant_id), ctx.actor(), "session.revoked", "session", Some(session_id.to_string()), &ctx.client)
+                        .with_change(None, Some(json!({"reason": "logout"}))),
+                )
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn verify_email(&self, presented: &str, client: &ClientMeta) -> Result<VerifiedEmail, IdentityError> {
+        let now = Utc::now();
+        let Some(token) = email_verification::Entity::find()
+            .filter(email_verification::Column::TokenHash.eq(token_hash(presented)))
+            .one(&self.db)
+            .await?
+        else {
+            return Err(IdentityError::InvalidVerificationToken);
+        };
+        if token.used_at.is_some() {
+            return Err(IdentityError::VerificationTokenUsed);
+        }
+        if token.expires_at <= now {
+            return Err(IdentityError::VerificationTokenExpired);
+        }
+        let txn = begin_write(&self.db).await?;
+        let claimed = email_verification::Entity::update_many()
+            .col_expr(email_verification::Column::UsedAt, Expr::value(now))
+            .filter(email_verification::Column::Id.eq(token.id))
+            .filter(email_verification::Column::UsedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if claimed.rows_affected != 1 {
+            return Err(IdentityError::VerificationTokenUsed);
+        }
+        // Only the address the token was sent to is verified; if the user has changed it
+        // since, the old link proves nothing about the new one.
+        let updated = user::Entity::update_many()
+            .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(token.user_id))
+            .filter(user::Column::Email.eq(token.email.as_str()))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Err(IdentityError::InvalidVerificationToken);
+        }
+        let user_id = UserId(token.user_id);
+        self.audit
+            .record(
+                &txn,
+                AuditEntry::new(None, Actor::User(user_id), "user.email_verified", "user", Some(user_id.to_string()), client)
+                    .with_change(None, Some(json!({"email": token.email}))),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(VerifiedEmail {
+            user_id,
+            email: token.email,
+            verified_at: now,
+        })
+    }
+
+    async fn authenticate(&self, access_token: &str, client: ClientMeta) -> Result<RequestContext, IdentityError> {
+        let claims = self
+            .signer
+            .verify(access_token)
+            .map_err(|_| IdentityError::InvalidAccessToken)?;
+        let parse = |s: &str| s.parse::<uuid::Uuid>().map_err(|_| IdentityError::InvalidAccessToken);
+        let (user_id, tenant_id, session_id) =
+            (UserId(parse(&claims.sub)?), TenantId(parse(&claims.tid)?), SessionId(parse(&claims.sid)?));
+        let s = session::Entity::find_by_id(session_id.0)
+            .one(&self.db)
+            .await?
+            .filter(|s| s.user_id == user_id.0 && s.tenant_id == tenant_id.0)
+            .ok_or(IdentityError::SessionEnded)?;
+        if !is_live(&s, Utc::now()) {
+            return Err(IdentityError::SessionEnded);
+        }
+        let role = self
+            .tenancy
+            .role_of(tenant_id, user_id)
+            .await?
+            .ok_or(IdentityError::SessionEnded)?;
+        Ok(RequestContext::for_user(tenant_id, user_id, session_id, role, client))
+    }
+
+    async fn me(&self, ctx: &RequestContext) -> Result<Me, IdentityError> {
+        let user_id = ctx.user_id().ok_or(IdentityError::UserNotFound)?;
+        let account = user::Entity::find_by_id(user_id.0)
+            .one(&self.db)
+            .await?
+            .ok_or(IdentityError::UserNotFound)?;
+        let memberships = self.tenancy.memberships_of(user_id).await?;
+        let current_tenant = memberships
+            .iter()
+            .find(|m| m.tenant.id == ctx.tenant_id)
+            .map(|m| m.tenant.clone())
+            .ok_or(IdentityError::SessionEnded)?;
+        Ok(Me {
+            id: user_id,
+            email: account.email,
+            name: account.name,
+            email_verified_at: account.email_verified_at,
+            created_at: account.created_at,
+            current_tenant,
+            role: ctx.role,
+            permissions: ctx.permissions,
+            memberships,
+        })
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn issue_email_verification(&self, user: UserId) -> Result<Option<VerificationMail>, IdentityError> {
+        let Some(account) = user::Entity::find_by_id(user.0).one(&self.db).await? else {
+            return Ok(None);
+        };
+        if account.email_verified_at.is_some() {
+            return Ok(None);
+        }
+        let (raw, hash) = new_token()?;
+        let now = Utc::now();
+        email_verification::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            user_id: Set(user.0),
+            email: Set(account.email.clone()),
+            token_hash: Set(hash),
+            created_at: Set(now),
+            expires_at: Set(now + self.settings.verification_ttl),
+            used_at: Set(None),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(Some(VerificationMail {
+            email: account.email,
+            name: account.name,
+            token: raw,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn purge_expired(&self) -> Result<PurgeReport, IdentityError> {
+        let now = Utc::now();
+        let txn = self.db.begin().await?;
+        let ended_before = now - self.settings.session_retention;
+        let sessions = session::Entity::delete_many()
+            .filter(
+                Condition::any()
+                    .add(session::Column::ExpiresAt.lt(ended_before))
+                    .add(session::Column::RevokedAt.lt(ended_before)),
+            )
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        let verification_tokens = email_verification::Entity::delete_many()
+            .filter(
+                Condition::any()
+                    .add(email_verification::Column::ExpiresAt.lt(now))
+                    .add(email_verification::Column::UsedAt.is_not_null()),
+            )
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        txn.commit().await?;
+        Ok(PurgeReport {
+            sessions,
+            verification_tokens,
+        })
+    }
+
+    fn jwks(&self) -> serde_json::Value {
+        self.signer.jwks()
+    }
+}

@@ -1,0 +1,102 @@
+//! Sessions and refresh-token families.
+//!
+//! A session is one login. Each refresh rotates its token: the presented token is marked
+//! rotated and a new one issued in the same session. Presenting a rotated token again means it
+//! was copied — the whole session (every token descended from that login) is revoked.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use tenantry_kernel::crypto::new_token;
+use tenantry_kernel::{ClientMeta, SessionId, TenantId, UserId};
+
+use crate::IdentityError;
+use crate::entity::{refresh_token, session};
+
+/// Opens a session and returns it with its first raw refresh token.
+pub(crate) async fn open<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    user: UserId,
+    lifetime: Duration,
+    client: &ClientMeta,
+) -> Result<(SessionId, String), IdentityError> {
+    let now = Utc::now();
+    let id = SessionId::new();
+    let expires_at = now + lifetime;
+    session::ActiveModel {
+        id: Set(id.0),
+        tenant_id: Set(tenant.0),
+        user_id: Set(user.0),
+        created_at: Set(now),
+        last_used_at: Set(now),
+        expires_at: Set(expires_at),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+        ip: Set(client.ip.clone()),
+        user_agent: Set(client.user_agent.clone()),
+    }
+    .insert(conn)
+    .await?;
+    let raw = issue_refresh_token(conn, tenant, id, expires_at).await?;
+    Ok((id, raw))
+}
+
+/// Stores a new refresh token for `session` and returns its raw form.
+pub(crate) async fn issue_refresh_token<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    session: SessionId,
+    expires_at: DateTime<Utc>,
+) -> Result<String, IdentityError> {
+    let (raw, hash) = new_token()?;
+    refresh_token::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        tenant_id: Set(tenant.0),
+        session_id: Set(session.0),
+        token_hash: Set(hash),
+        created_at: Set(Utc::now()),
+        expires_at: Set(expires_at),
+        rotated_at: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    Ok(raw)
+}
+
+/// Revokes a session if it is still live; answers whether this call revoked it.
+pub(crate) async fn revoke<C: ConnectionTrait>(
+    conn: &C,
+    tenant: TenantId,
+    session: SessionId,
+    reason: &str,
+) -> Result<bool, IdentityError> {
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason))
+        .filter(session::Column::Id.eq(session.0))
+        .filter(session::Column::TenantId.eq(tenant.0))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Marks a refresh token rotated, unless someone else already did; answers whether we won.
+pub(crate) async fn mark_rotated<C: ConnectionTrait>(
+    conn: &C,
+    token_id: uuid::Uuid,
+) -> Result<bool, IdentityError> {
+    let result = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RotatedAt, Expr::value(Utc::now()))
+        .filter(refresh_token::Column::Id.eq(token_id))
+        .filter(refresh_token::Column::RotatedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Whether a session may still be used at `now`.
+pub(crate) fn is_live(s: &session::Model, now: DateTime<Utc>) -> bool {
+    s.revoked_at.is_none() && s.expires_at > now
+}

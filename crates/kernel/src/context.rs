@@ -1,0 +1,156 @@
+//! Who is acting, in which tenant, with which permissions: built once per request by the
+//! server's auth middleware (or once per job by the worker) and handed to every service call.
+
+use crate::{Permission, PermissionSet, Role, SessionId, TenantId, UserId};
+
+/// The authenticated party behind a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// A signed-in user acting through one session.
+    User {
+        /// The user.
+        user_id: UserId,
+        /// The session (refresh-token family) the access token belongs to.
+        session_id: SessionId,
+    },
+    /// Tenantry itself, running a background job.
+    System {
+        /// The job's name, for the audit trail.
+        job: &'static str,
+    },
+}
+
+/// Where a request came from; recorded in the audit log and on sessions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientMeta {
+    /// The client's address as the server saw it.
+    pub ip: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// The request id (`X-Request-Id`).
+    pub request_id: Option<String>,
+}
+
+/// Who did something, as the audit log records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// A user (possibly not yet signed in, e.g. while registering).
+    User(UserId),
+    /// A background job.
+    System(&'static str),
+    /// Nobody identified (a failed login for an unknown address).
+    Anonymous,
+}
+
+impl Actor {
+    /// `user`, `system` or `anonymous`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Actor::User(_) => "user",
+            Actor::System(_) => "system",
+            Actor::Anonymous => "anonymous",
+        }
+    }
+
+    /// The user id or job name, if any.
+    #[must_use]
+    pub fn id(&self) -> Option<String> {
+        match self {
+            Actor::User(id) => Some(id.to_string()),
+            Actor::System(job) => Some((*job).to_owned()),
+            Actor::Anonymous => None,
+        }
+    }
+}
+
+/// The scope of one command: tenant, principal, role and resolved permissions.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    /// The tenant every read and write of this command is confined to.
+    pub tenant_id: TenantId,
+    /// Who is acting.
+    pub principal: Principal,
+    /// The principal's role in the tenant.
+    pub role: Role,
+    /// Resolved once; checks are bit tests.
+    pub permissions: PermissionSet,
+    /// Where the request came from.
+    pub client: ClientMeta,
+}
+
+/// The principal lacks a permission the command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("missing permission {0}")]
+pub struct AccessDenied(pub Permission);
+
+impl RequestContext {
+    /// A context for a user acting in a tenant with a role.
+    #[must_use]
+    pub fn for_user(
+        tenant_id: TenantId,
+        user_id: UserId,
+        session_id: SessionId,
+        role: Role,
+        client: ClientMeta,
+    ) -> Self {
+        Self {
+            tenant_id,
+            principal: Principal::User {
+                user_id,
+                session_id,
+            },
+            role,
+            permissions: role.permissions(),
+            client,
+        }
+    }
+
+    /// Fails unless the principal holds `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), AccessDenied> {
+        if self.permissions.contains(permission) {
+            Ok(())
+        } else {
+            Err(AccessDenied(permission))
+        }
+    }
+
+    /// The acting user, if the principal is one.
+    #[must_use]
+    pub fn user_id(&self) -> Option<UserId> {
+        match self.principal {
+            Principal::User { user_id, .. } => Some(user_id),
+            Principal::System { .. } => None,
+        }
+    }
+
+    /// The principal as the audit log names it.
+    #[must_use]
+    pub fn actor(&self) -> Actor {
+        match self.principal {
+            Principal::User { user_id, .. } => Actor::User(user_id),
+            Principal::System { job } => Actor::System(job),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn require_refuses_a_permission_the_role_lacks() {
+        let ctx = RequestContext::for_user(
+            TenantId::new(),
+            UserId::new(),
+            SessionId::new(),
+            Role::Member,
+            ClientMeta::default(),
+        );
+        assert_eq!(
+            ctx.require(Permission::TenantUpdate),
+            Err(AccessDenied(Permission::TenantUpdate))
+        );
+        assert!(ctx.require(Permission::TenantRead).is_ok());
+    }
+}

@@ -1,0 +1,23 @@
+//! The floor every Tenantry crate stands on: typed ids, the [`RequestContext`] a command runs
+//! in, the permission catalogue, crypto helpers, validation errors, and the ports
+//! ([`AuditSink`], [`Outbox`]) through which domain crates reach shared infrastructure.
+//!
+//! The kernel owns no tables and knows nothing of HTTP or jobs.
+
+pub mod audit;
+pub mod context;
+pub mod crypto;
+pub mod db;
+pub mod event;
+pub mod id;
+pub mod outbox;
+pub mod permission;
+pub mod validation;
+
+pub use audit::{AuditEntry, AuditSink};
+pub use context::{AccessDenied, Actor, ClientMeta, Principal, RequestContext};
+pub use event::Event;
+pub use id::{SessionId, TenantId, UserId};
+pub use outbox::Outbox;
+pub use permission::{Permission, PermissionSet, Role};
+pub use validation::{FieldError, ValidationErrors};

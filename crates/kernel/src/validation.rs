@@ -1,0 +1,56 @@
+//! Field-level validation errors, collected at the edge while inputs are parsed into domain
+//! types, and rendered by the server as the `errors` array of a 422 problem.
+
+use serde::Serialize;
+
+/// One invalid field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field's name in the request body.
+    pub field: String,
+    /// A stable, machine-readable code (`invalid_email`, `too_short`).
+    pub code: &'static str,
+    /// A sentence for people.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A new field error.
+    #[must_use]
+    pub fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Every invalid field of one request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, thiserror::Error)]
+#[error("{} field(s) are invalid", .0.len())]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl ValidationErrors {
+    /// Records the outcome of parsing one field, keeping the value when it parsed.
+    pub fn check<T>(&mut self, result: Result<T, FieldError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(e);
+                None
+            }
+        }
+    }
+
+    /// `Ok(())` when nothing was recorded.
+    pub fn into_result(self) -> Result<(), ValidationErrors> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+impl From<FieldError> for ValidationErrors {
+    fn from(e: FieldError) -> Self {
+        Self(vec![e])
+    }
+}

@@ -1,0 +1,14 @@
+//! Tenants and memberships: creating a tenant with a unique slug, reading and updating the
+//! current tenant, and answering which tenants a user belongs to with which role.
+//!
+//! Users themselves belong to `identity`; this crate only records that a user id is a member.
+//! Locations, settings and domains arrive here later.
+
+pub mod entity;
+mod error;
+mod model;
+mod service;
+
+pub use error::TenancyError;
+pub use model::{Membership, Slug, Tenant, TenantName, TenantUpdate};
+pub use service::{SeaTenancy, TenancyService};

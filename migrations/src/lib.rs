@@ -1,0 +1,20 @@
+//! Tenantry's schema, applied at start by `tenantry serve` and by `tenantry migrate`.
+//!
+//! Every migration runs unchanged on SQLite and PostgreSQL. Rules: tenant-owned tables carry
+//! `tenant_id NOT NULL` and lead their indexes and unique keys with it; constraints are named so
+//! the services can map violations deliberately; timestamps are stored with time zone (UTC).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_core;
+
+/// Applies Tenantry's migrations in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_core::Migration)]
+    }
+}
