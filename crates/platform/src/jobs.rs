@@ -1,0 +1,207 @@
+//! Background jobs on apalis: the queue lives in the same database as the data (SQLite
+//! embedded, PostgreSQL in production), so nothing else has to run.
+//!
+//! | job | trigger | retries |
+//! |---|---|---|
+//! | [`SendVerificationEmail`] | outbox event `user.registered` | 6 attempts, exponential backoff 2 s → 5 min |
+//! | cleanup | cron, every 15 minutes | next tick |
+//!
+//! [`run`] starts the outbox relay and every worker; the server calls it in embedded mode,
+//! `tenantry-worker` in production.
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::layers::retry::HasherRng;
+use apalis::layers::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
+use apalis::prelude::*;
+use apalis_cron::{CronScheduler, Tick};
+use apalis_postgres::PostgresStorage;
+use apalis_sqlite::SqliteStorage;
+use sea_orm::DatabaseConnection;
+use serde::{Deserialize, Serialize};
+use tenantry_identity::USER_REGISTERED;
+use tenantry_kernel::{Event, UserId};
+
+use crate::Platform;
+use crate::mailer::verification_email;
+use crate::outbox::SqlOutbox;
+
+/// Sends the address-verification email to a new user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SendVerificationEmail {
+    /// The user to verify.
+    pub user_id: UserId,
+}
+
+impl SendVerificationEmail {
+    /// Attempts before the job is given up.
+    pub const MAX_ATTEMPTS: usize = 6;
+}
+
+/// Where jobs are queued: the apalis storage matching the database.
+#[derive(Clone)]
+pub enum JobQueue {
+    /// apalis-sqlite, in the embedded database file.
+    Sqlite(SqliteStorage<SendVerificationEmail>),
+    /// apalis-postgres.
+    Postgres(PostgresStorage<SendVerificationEmail>),
+}
+
+impl std::fmt::Debug for JobQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JobQueue::Sqlite(_) => "JobQueue::Sqlite",
+            JobQueue::Postgres(_) => "JobQueue::Postgres",
+        })
+    }
+}
+
+impl JobQueue {
+    /// Connects apalis to the database at `url` and creates its tables.
+    ///
+    /// apalis gets its own small pool: its set-up changes connection settings
+    /// (`synchronous = OFF` on SQLite) that Tenantry's own data must not inherit.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            let opts = apalis_sqlite::SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = apalis_sqlite::SqlitePoolOptions::new().max_connections(2).connect_with(opts).await?;
+            SqliteStorage::setup(&pool).await?;
+            Ok(JobQueue::Sqlite(SqliteStorage::new(&pool)))
+        } else {
+            let pool = sea_orm::sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(url).await?;
+            PostgresStorage::setup(&pool).await?;
+            Ok(JobQueue::Postgres(PostgresStorage::new(&pool)))
+        }
+    }
+
+    /// Queues a verification email once per `key` (the outbox event id).
+    pub async fn push_verification(&self, job: SendVerificationEmail, key: &str) -> anyhow::Result<()> {
+        let task = TaskBuilder::new(job)
+            .max_attempts(SendVerificationEmail::MAX_ATTEMPTS)
+            .idempotency_key(key);
+        match self {
+            JobQueue::Sqlite(s) => s.clone().push_task(task.build()).await?,
+            JobQueue::Postgres(s) => s.clone().push_task(task.build()).await?,
+        }
+        Ok(())
+    }
+}
+
+/// Hands every pending outbox event to the job queue; answers how many were dispatched.
+pub async fn relay_once(db: &DatabaseConnection, queue: &JobQueue) -> anyhow::Result<usize> {
+    let mut dispatched = 0;
+    loop {
+        let batch = SqlOutbox::pending(db, 100).await?;
+        if batch.is_empty() {
+            return Ok(dispatched);
+        }
+        for event in batch {
+            dispatch(queue, &event).await?;
+            SqlOutbox::mark_dispatched(db, event.id).await?;
+            dispatched += 1;
+        }
+    }
+}
+
+async fn dispatch(queue: &JobQueue, event: &Event) -> anyhow::Result<()> {
+    match event.event_type.as_str() {
+        USER_REGISTERED => {
+            let user_id: UserId = serde_json::from_value(event.data["user_id"].clone())?;
+            queue.push_verification(SendVerificationEmail { user_id }, &event.id.to_string()).await
+        }
+        // Events without a consumer yet are simply marked delivered.
+        _ => Ok(()),
+    }
+}
+
+async fn send_verification(job: SendVerificationEmail, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
+    let Some(mail) = platform.identity.issue_email_verification(job.user_id).await? else {
+        // Already verified (or the user is gone): nothing to send.
+        return Ok(());
+    };
+    let link = format!(
+        "{}/verify-email?token={}",
+        platform.settings.public_url.trim_end_matches('/'),
+        mail.token
+    );
+    let message = verification_email(&platform.settings.mail_from, &mail.name, &mail.email, &link)?;
+    platform.mailer.send(message).await?;
+    tracing::info!(user_id = %job.user_id, "verification email sent");
+    Ok(())
+}
+
+async fn cleanup(_tick: Tick, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
+    let report = platform.identity.purge_expired().await?;
+    tracing::info!(sessions = report.sessions, verification_tokens = report.verification_tokens, "cleanup done");
+    Ok(())
+}
+
+/// Exponential backoff between email attempts: 2 s doubling up to 5 min, with jitter.
+fn backoff() -> anyhow::Result<ExponentialBackoff> {
+    let mut maker = ExponentialBackoffMaker::new(
+        Duration::from_secs(2),
+        Duration::from_secs(300),
+        0.5,
+        HasherRng::default(),
+    )?;
+    Ok(maker.make_backoff())
+}
+
+/// Runs the outbox relay, the email worker and the cleanup schedule until `shutdown` fires.
+pub async fn run(platform: Arc<Platform>, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+    let relay = {
+        let platform = Arc::clone(&platform);
+        let mut stop = shutdown.clone();
+        async move {
+            loop {
+                if let Err(e) = relay_once(&platform.db, &platform.jobs).await {
+                    tracing::error!(error = format!("{e:#}"), "outbox relay failed");
+                }
+                tokio::select! {
+                    () = platform.outbox.woken() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    };
+    let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.changed().await;
+        Ok::<(), std::io::Error>(())
+    };
+    let policy = RetryPolicy::retries(SendVerificationEmail::MAX_ATTEMPTS - 1).with_backoff(backoff()?);
+    let cleanup_worker = WorkerBuilder::new("tenantry-cleanup")
+        .backend(CronScheduler::new(cron::Schedule::from_str("0 */15 * * * *")?))
+        .data(Arc::clone(&platform))
+        .build(cleanup);
+    let email = async {
+        match platform.jobs.clone() {
+            JobQueue::Sqlite(s) => {
+                WorkerBuilder::new("tenantry-email")
+                    .backend(s)
+                    .retry(policy)
+                    .data(Arc::clone(&platform))
+                    .build(send_verification)
+                    .run_until(stop(shutdown.clone()))
+                    .await
+            }
+            JobQueue::Postgres(s) => {
+                WorkerBuilder::new("tenantry-email")
+                    .backend(s)
+                    .retry(policy)
+                    .data(Arc::clone(&platform))
+                    .build(send_verification)
+                    .run_until(stop(shutdown.clone()))
+                    .await
+            }
+        }
+    };
+    let (_, email, cron) = tokio::join!(relay, email, cleanup_worker.run_until(stop(shutdown.clone())));
+    email?;
+    cron?;
+    Ok(())
+}

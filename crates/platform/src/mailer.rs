@@ -1,0 +1,82 @@
+//! Outgoing email through lettre: an SMTP relay when one is configured, otherwise `.eml`
+//! files under `data_dir/mail` (the embedded default, readable with any mail client).
+
+use std::path::Path;
+
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use crate::Settings;
+
+/// Sends email.
+pub enum Mailer {
+    /// Through an SMTP relay.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// Into `.eml` files.
+    Files(AsyncFileTransport<Tokio1Executor>),
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mailer::Smtp(_) => "Mailer::Smtp",
+            Mailer::Files(_) => "Mailer::Files",
+        })
+    }
+}
+
+/// Email could not be built or sent.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// The SMTP URL or an address is malformed.
+    #[error("mail configuration: {0}")]
+    Config(String),
+    /// The relay refused or could not be reached; worth retrying.
+    #[error("sending failed: {0}")]
+    Send(String),
+}
+
+impl Mailer {
+    /// The mailer the settings ask for.
+    pub fn from_settings(settings: &Settings) -> Result<Self, MailError> {
+        match &settings.smtp {
+            Some(smtp) => AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp.url.expose_secret())
+                .map(|b| Mailer::Smtp(b.build()))
+                .map_err(|e| MailError::Config(e.to_string())),
+            None => Self::files(&settings.data_dir.join("mail")),
+        }
+    }
+
+    /// A mailer writing `.eml` files into `dir`.
+    pub fn files(dir: &Path) -> Result<Self, MailError> {
+        std::fs::create_dir_all(dir).map_err(|e| MailError::Config(format!("{}: {e}", dir.display())))?;
+        Ok(Mailer::Files(AsyncFileTransport::new(dir)))
+    }
+
+    /// Sends one message.
+    pub async fn send(&self, message: Message) -> Result<(), MailError> {
+        match self {
+            Mailer::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| MailError::Send(e.to_string())),
+            Mailer::Files(t) => t.send(message).await.map(|_| ()).map_err(|e| MailError::Send(e.to_string())),
+        }
+    }
+}
+
+/// The email that asks a new user to confirm their address.
+pub fn verification_email(from: &str, to_name: &str, to_email: &str, link: &str) -> Result<Message, MailError> {
+    let bad = |e: lettre::address::AddressError| MailError::Config(e.to_string());
+    let from: Mailbox = from.parse().map_err(bad)?;
+    let to = Mailbox::new(Some(to_name.to_owned()), to_email.parse().map_err(bad)?);
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject("Confirm your email address")
+        .header(ContentType::TEXT_PLAIN)
+        .body(format!(
+            "Hello {to_name},\n\nplease confirm your email address by opening this link:\n\n{link}\n\n\
+             The link is valid for 24 hours and works once. If you did not create an account, \
+             ignore this email.\n"
+        ))
+        .map_err(|e| MailError::Config(e.to_string()))
+}

@@ -1,0 +1,83 @@
+//! The domain services wired together over one database.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sea_orm::DatabaseConnection;
+use tenantry_audit::SeaAuditSink;
+use tenantry_identity::{IdentityService, IdentitySettings, PasswordHasher, SeaIdentity, TokenSigner};
+use tenantry_kernel::AuditSink;
+use tenantry_tenancy::{SeaTenancy, TenancyService};
+
+use crate::jobs::JobQueue;
+use crate::mailer::Mailer;
+use crate::outbox::SqlOutbox;
+use crate::{Settings, db, keys};
+
+/// Everything a Tenantry process runs on, built once at start.
+pub struct Platform {
+    /// The settings it was built from.
+    pub settings: Settings,
+    /// The database.
+    pub db: DatabaseConnection,
+    /// Tenants and memberships.
+    pub tenancy: Arc<dyn TenancyService>,
+    /// Users, sessions and tokens.
+    pub identity: Arc<dyn IdentityService>,
+    /// The outbox commands write their events to.
+    pub outbox: Arc<SqlOutbox>,
+    /// Outgoing email.
+    pub mailer: Arc<Mailer>,
+    /// The job queue.
+    pub jobs: JobQueue,
+}
+
+impl std::fmt::Debug for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl Platform {
+    /// Connects, migrates, loads keys and wires the services.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let keys = keys::load(&settings).context("loading keys")?;
+        let db = db::connect(&settings.database_url, settings.database_max_connections)
+            .await
+            .context("connecting to the database")?;
+        db::migrate(&db).await.context("applying migrations")?;
+        let jobs = JobQueue::connect(&settings.database_url).await.context("setting up the job queue")?;
+        let mailer = Arc::new(Mailer::from_settings(&settings)?);
+        let audit: Arc<dyn AuditSink> = Arc::new(SeaAuditSink);
+        let outbox = Arc::new(SqlOutbox::new());
+        let tenancy: Arc<dyn TenancyService> = Arc::new(SeaTenancy::new(db.clone(), Arc::clone(&audit)));
+        let threads = match settings.hash_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let hasher = Arc::new(PasswordHasher::start(threads, settings.hash_queue)?);
+        let signer = Arc::new(TokenSigner::from_seed(
+            &keys.signing_seed,
+            &settings.public_url,
+            settings.access_token_ttl_secs,
+        ));
+        let identity: Arc<dyn IdentityService> = Arc::new(SeaIdentity::new(
+            db.clone(),
+            Arc::clone(&tenancy),
+            audit,
+            outbox.clone(),
+            hasher,
+            signer,
+            IdentitySettings::default(),
+        ));
+        Ok(Self {
+            settings,
+            db,
+            tenancy,
+            identity,
+            outbox,
+            mailer,
+            jobs,
+        })
+    }
+}
