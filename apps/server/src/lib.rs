@@ -1,1 +1,15 @@
-//! placeholder
+//! Tenantry's HTTP shell on actix-web: routes, extractors, problem+json rendering, the
+//! OpenAPI document, and the embedded workers of the single-binary mode.
+//!
+//! Business rules live in the domain crates; handlers here parse, call one service method,
+//! and map the result.
+
+pub mod app;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod request_id;
+pub mod routes;
+pub mod telemetry;
+
+pub use app::Application;

@@ -1,0 +1,255 @@
+//! The one place where every error becomes an RFC 9457 problem+json response.
+//!
+//! Domain errors map to a status and a stable `code`; unexpected ones are logged with their
+//! cause chain and answered with a bare 500 carrying only the request id.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use tenantry_identity::IdentityError;
+use tenantry_kernel::{FieldError, ValidationErrors};
+use tenantry_tenancy::TenancyError;
+use utoipa::ToSchema;
+
+use crate::request_id;
+
+/// An RFC 9457 problem document, as every error response carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the problem type: `/problems/{code}`.
+    #[serde(rename = "type")]
+    #[schema(example = "/problems/validation_failed")]
+    pub problem_type: String,
+    /// A short summary for people.
+    #[schema(example = "Invalid request")]
+    pub title: &'static str,
+    /// The HTTP status.
+    #[schema(example = 422)]
+    pub status: u16,
+    /// Stable, machine-readable code.
+    #[schema(example = "validation_failed")]
+    pub code: &'static str,
+    /// What went wrong in this case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Field-level errors (422).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ProblemField>,
+    /// Tenants to choose from (`tenant_selection_required`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<Vec<TenantChoice>>,
+    /// The request id, to quote when reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// One invalid field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemField {
+    /// The field's name.
+    pub field: String,
+    /// Stable code (`invalid_email`, `too_short`, `required`, `unknown_field`).
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// A tenant a user may sign in to.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TenantChoice {
+    /// Tenant id.
+    pub id: uuid::Uuid,
+    /// Tenant name.
+    pub name: String,
+}
+
+/// An error on its way to becoming a problem response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    title: &'static str,
+    detail: Option<String>,
+    errors: Vec<ProblemField>,
+    tenants: Option<Vec<TenantChoice>>,
+    headers: Vec<(header::HeaderName, String)>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.code)
+    }
+}
+
+impl ApiError {
+    /// A problem with a status, code and title.
+    #[must_use]
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            title,
+            detail: None,
+            errors: Vec::new(),
+            tenants: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a case-specific explanation.
+    #[must_use]
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Adds a response header.
+    #[must_use]
+    pub fn header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// A 422 listing invalid fields.
+    #[must_use]
+    pub fn validation(errors: Vec<ProblemField>) -> Self {
+        let n = errors.len();
+        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Invalid request")
+            .detail(if n == 1 { "1 field is invalid".to_owned() } else { format!("{n} fields are invalid") });
+        e.errors = errors;
+        e
+    }
+
+    /// 401 for a missing or bad bearer token.
+    #[must_use]
+    pub fn unauthenticated(code: &'static str, detail: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, "Authentication required")
+            .detail(detail)
+            .header(header::WWW_AUTHENTICATE, "Bearer realm=\"tenantry\", error=\"invalid_token\"")
+    }
+
+    /// 404 for a route or resource that does not exist (or is another tenant's).
+    #[must_use]
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found")
+    }
+
+    /// A 500 that reveals nothing; the cause is logged here.
+    #[must_use]
+    pub fn internal(cause: &dyn std::error::Error) -> Self {
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::error!(error = %chain, "unexpected error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error")
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = Problem {
+            problem_type: format!("/problems/{}", self.code),
+            title: self.title,
+            status: self.status.as_u16(),
+            code: self.code,
+            detail: self.detail.clone(),
+            errors: self
+                .errors
+                .iter()
+                .map(|e| ProblemField { field: e.field.clone(), code: e.code.clone(), message: e.message.clone() })
+                .collect(),
+            tenants: self.tenants.clone(),
+            request_id: request_id::current(),
+        };
+        let mut res = HttpResponse::build(self.status);
+        res.content_type("application/problem+json");
+        for (name, value) in &self.headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                res.insert_header((name.clone(), value));
+            }
+        }
+        res.json(body)
+    }
+}
+
+impl From<FieldError> for ProblemField {
+    fn from(e: FieldError) -> Self {
+        Self { field: e.field, code: e.code.to_owned(), message: e.message }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(e: ValidationErrors) -> Self {
+        ApiError::validation(e.0.into_iter().map(ProblemField::from).collect())
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        ApiError::internal(&e)
+    }
+}
+
+impl From<TenancyError> for ApiError {
+    fn from(e: TenancyError) -> Self {
+        match e {
+            TenancyError::NotFound => ApiError::not_found().detail("tenant not found"),
+            TenancyError::Forbidden(denied) => forbidden(&denied),
+            TenancyError::StaleVersion(_) => ApiError::new(StatusCode::PRECONDITION_FAILED, "stale_version", "Resource changed")
+                .detail("the resource was changed since the version in If-Match; fetch it again"),
+            TenancyError::Invalid(v) => v.into(),
+            TenancyError::Database(db) => ApiError::internal(&db),
+        }
+    }
+}
+
+fn forbidden(denied: &tenantry_kernel::AccessDenied) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden").detail(denied.to_string())
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> Self {
+        use IdentityError as E;
+        let conflict = |code, detail: &str| ApiError::new(StatusCode::CONFLICT, code, "Conflict").detail(detail);
+        match e {
+            E::Invalid(v) => v.into(),
+            E::EmailTaken => conflict("email_taken", "an account with this email already exists"),
+            E::InvalidCredentials => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "Authentication failed")
+                .detail("invalid email or password"),
+            E::InvalidAccessToken => ApiError::unauthenticated("invalid_token", "the access token is invalid or expired"),
+            E::SessionEnded => ApiError::unauthenticated("session_ended", "the session has ended; sign in again"),
+            E::InvalidRefreshToken => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token", "Authentication failed")
+                .detail("the refresh token is invalid or expired"),
+            E::RefreshTokenReused => ApiError::new(StatusCode::UNAUTHORIZED, "refresh_token_reused", "Authentication failed")
+                .detail("this refresh token was already used; the session has been revoked"),
+            E::TenantSelectionRequired(tenants) => {
+                let mut err = conflict("tenant_selection_required", "the account belongs to several tenants; repeat with tenant_id");
+                err.tenants = Some(tenants.into_iter().map(|(id, name)| TenantChoice { id: id.0, name }).collect());
+                err
+            }
+            E::NotAMember => ApiError::new(StatusCode::FORBIDDEN, "not_a_member", "Forbidden").detail("not a member of that tenant"),
+            E::InvalidVerificationToken => ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", "Invalid token")
+                .detail("the verification token is not valid"),
+            E::VerificationTokenExpired => ApiError::new(StatusCode::GONE, "token_expired", "Token expired")
+                .detail("the verification link has expired; request a new one"),
+            E::VerificationTokenUsed => conflict("token_used", "the verification link was already used"),
+            E::UserNotFound => ApiError::not_found().detail("user not found"),
+            E::Forbidden(denied) => forbidden(&denied),
+            E::Overloaded => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Service busy")
+                .detail("too many sign-ins at once; retry shortly")
+                .header(header::RETRY_AFTER, "1"),
+            E::Tenancy(t) => t.into(),
+            E::Database(db) => ApiError::internal(&db),
+            E::Unexpected(err) => ApiError::internal(err.as_ref()),
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Extractors: the authenticated [`RequestContext`], the caller's [`ClientMeta`], `If-Match`,
+//! and JSON bodies whose every failure is a problem response.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::error::JsonPayloadError;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use tenantry_kernel::{ClientMeta, RequestContext};
+use tenantry_platform::Platform;
+
+use crate::error::{ApiError, ProblemField};
+use crate::request_id::RequestId;
+
+/// Where the request came from.
+pub struct Client(pub ClientMeta);
+
+fn client_meta(req: &HttpRequest) -> ClientMeta {
+    ClientMeta {
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect()),
+        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+    }
+}
+
+impl FromRequest for Client {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(Client(client_meta(req))))
+    }
+}
+
+/// The authenticated caller: a bearer access token turned into a [`RequestContext`].
+pub struct Auth(pub RequestContext);
+
+impl FromRequest for Auth {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(|t| t.trim().to_owned());
+        let platform = req.app_data::<web::Data<Arc<Platform>>>().map(|p| Arc::clone(p));
+        let client = client_meta(req);
+        Box::pin(async move {
+            let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
+                ApiError::unauthenticated("missing_token", "send an access token: Authorization: Bearer <token>")
+            })?;
+            let platform = platform.ok_or_else(|| ApiError::internal(&std::io::Error::other("platform missing")))?;
+            Ok(Auth(platform.identity.authenticate(&token, client).await?))
+        })
+    }
+}
+
+/// The version named by `If-Match`, if the header is present (`*` means any).
+pub struct IfMatch(pub Option<i32>);
+
+impl FromRequest for IfMatch {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = match req.headers().get(header::IF_MATCH) {
+            None => Ok(IfMatch(None)),
+            Some(v) => {
+                let text = v.to_str().unwrap_or("").trim();
+                if text == "*" {
+                    Ok(IfMatch(None))
+                } else {
+                    text.trim_start_matches("W/")
+                        .trim_matches('"')
+                        .parse::<i32>()
+                        .map(|n| IfMatch(Some(n)))
+                        .map_err(|_| {
+                            ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "invalid_if_match", "Malformed header")
+                                .detail("If-Match must be an ETag returned by this API")
+                        })
+                }
+            }
+        };
+        std::future::ready(parsed)
+    }
+}
+
+/// The `ETag` for a resource version.
+#[must_use]
+pub fn etag(version: i32) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{version}\""))
+}
+
+/// JSON body settings: size limit, required content type, and problem responses for every
+/// way a body can be wrong.
+#[must_use]
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .content_type_required(true)
+        .content_type(|mime| mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
+        .error_handler(|err, _req| json_error(&err).into())
+}
+
+fn json_error(err: &JsonPayloadError) -> ApiError {
+    use actix_web::http::StatusCode;
+    match err {
+        JsonPayloadError::ContentType => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
+            .detail("send the body as application/json"),
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large")
+                .detail(format!("the body exceeds {limit} bytes"))
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::validation(vec![data_error(e)]),
+        JsonPayloadError::Deserialize(e) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed body")
+            .detail(format!("the body is not valid JSON (line {}, column {})", e.line(), e.column())),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", "Malformed body").detail("the body could not be read"),
+    }
+}
+
+/// Turns serde's message for a well-formed body of the wrong shape into a field error.
+fn data_error(e: &serde_json::Error) -> ProblemField {
+    let msg = e.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+    let quoted = |after: &str| {
+        msg.split_once(after)
+            .and_then(|(_, rest)| rest.split('`').nth(1))
+            .unwrap_or("body")
+            .to_owned()
+    };
+    if msg.starts_with("unknown field") {
+        ProblemField { field: quoted("unknown field"), code: "unknown_field".into(), message: "this field is not accepted".into() }
+    } else if msg.starts_with("missing field") {
+        ProblemField { field: quoted("missing field"), code: "required".into(), message: "this field is required".into() }
+    } else {
+        ProblemField { field: "body".into(), code: "invalid_type".into(), message: msg }
+    }
+}

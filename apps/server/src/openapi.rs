@@ -1,0 +1,119 @@
+//! The OpenAPI document: assembled from the `#[utoipa::path]` on every handler, served at
+//! `/api/openapi.json`, committed as `openapi/openapi.json` and compared with the code by a test.
+
+use std::sync::LazyLock;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{auth, health, tenants, users, well_known};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tenantry",
+        description = "Multi-tenant SaaS backend core: tenants, identity, sessions and more.\n\nErrors are RFC 9457 problem+json documents with a stable `code`.",
+        license(name = "Apache-2.0"),
+    ),
+    paths(
+        health::health,
+        health::health_db,
+        well_known::jwks,
+        auth::register,
+        auth::login,
+        auth::refresh,
+        auth::logout,
+        auth::verify_email,
+        users::me,
+        tenants::get_current,
+        tenants::update_current,
+    ),
+    components(schemas(crate::error::Problem, crate::error::ProblemField, crate::error::TenantChoice)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "auth", description = "Sign-up, sign-in, sessions and tokens"),
+        (name = "users", description = "User accounts"),
+        (name = "tenants", description = "Tenants"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An access token from login, register or refresh"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
+
+/// The OpenAPI document.
+#[must_use]
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    &DOCUMENT
+}
+
+/// The document as pretty JSON with a trailing newline, as committed.
+pub fn pretty_json() -> Result<String, serde_json::Error> {
+    document().to_pretty_json().map(|mut s| {
+        s.push('\n');
+        s
+    })
+}
+
+/// The methods the API offers at `path`; empty when no route matches it.
+#[must_use]
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    for (template, item) in &document().paths.paths {
+        let t: Vec<&str> = template.split('/').collect();
+        let matches = t.len() == segments.len()
+            && t.iter().zip(&segments).all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b);
+        if matches {
+            let ops = [
+                ("GET", item.get.is_some()),
+                ("PUT", item.put.is_some()),
+                ("POST", item.post.is_some()),
+                ("DELETE", item.delete.is_some()),
+                ("PATCH", item.patch.is_some()),
+            ];
+            return ops.into_iter().filter(|(_, on)| *on).map(|(m, _)| m).collect();
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_methods_come_from_the_document() {
+        assert_eq!(allowed_methods("/api/v1/tenants/current"), ["GET", "PUT"]);
+        assert_eq!(allowed_methods("/api/v1/auth/login"), ["POST"]);
+        assert!(allowed_methods("/api/v1/nothing").is_empty());
+    }
+
+    #[test]
+    fn every_operation_has_a_verb_resource_id_and_a_tag() {
+        for (path, item) in &document().paths.paths {
+            for op in [&item.get, &item.put, &item.post, &item.delete, &item.patch].into_iter().flatten() {
+                let id = op.operation_id.as_deref().unwrap_or_default();
+                assert!(id.contains('_'), "{path}: operation id {id:?}");
+                assert!(op.tags.as_ref().is_some_and(|t| !t.is_empty()), "{path}: no tag");
+            }
+        }
+    }
+}

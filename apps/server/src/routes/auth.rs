@@ -1,0 +1,205 @@
+//! Sign-up, sign-in, token refresh, sign-out and email verification.
+
+use actix_web::{HttpResponse, post, web};
+use serde::{Deserialize, Serialize};
+use tenantry_identity::{Credentials, Registration, TokenPair};
+use tenantry_kernel::TenantId;
+use utoipa::ToSchema;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::extract::{Auth, Client};
+
+/// Sign-up: a new user and the tenant they create.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The user's email address.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// 8 to 128 characters.
+    #[schema(example = "correct horse battery staple", min_length = 8, max_length = 128)]
+    pub password: String,
+    /// The user's display name.
+    #[schema(example = "Ada Lovelace", max_length = 100)]
+    pub name: String,
+    /// The new tenant's name.
+    #[schema(example = "Analytical Engines Ltd", max_length = 100)]
+    pub tenant_name: String,
+}
+
+/// Sign-in.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The account's email address.
+    pub email: String,
+    /// The account's password.
+    pub password: String,
+    /// The tenant to sign in to; required when the account belongs to several.
+    pub tenant_id: Option<uuid::Uuid>,
+}
+
+/// A refresh token to rotate.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token from the last login or refresh.
+    pub refresh_token: String,
+}
+
+/// An email verification token, from the link in the verification email.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    /// The `token` query parameter of the link.
+    pub token: String,
+}
+
+/// Tokens for a session.
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// Short-lived JWT (EdDSA) to send as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Opaque, single-use token for `POST /api/v1/auth/refresh`.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    pub expires_in: i64,
+}
+
+impl From<TokenPair> for TokenResponse {
+    fn from(t: TokenPair) -> Self {
+        Self { access_token: t.access_token, refresh_token: t.refresh_token, token_type: "Bearer", expires_in: t.expires_in }
+    }
+}
+
+/// A new account, its tenant, and its first tokens.
+#[derive(Serialize, ToSchema)]
+pub struct RegisterResponse {
+    /// The new user's id.
+    pub user_id: uuid::Uuid,
+    /// The new tenant's id.
+    pub tenant_id: uuid::Uuid,
+    /// The new tenant's URL-safe handle.
+    pub tenant_slug: String,
+    /// Short-lived JWT.
+    pub access_token: String,
+    /// Opaque, single-use refresh token.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// A verified address.
+#[derive(Serialize, ToSchema)]
+pub struct VerifyEmailResponse {
+    /// The user whose address was verified.
+    pub user_id: uuid::Uuid,
+    /// The address.
+    pub email: String,
+    /// When it was verified.
+    pub verified_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Creates a user, their tenant (which they own) and a session. A verification email is sent
+/// in the background.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", operation_id = "register_user",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account and tenant created", body = RegisterResponse),
+        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Email already registered (`email_taken`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many sign-ups at once (`overloaded`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/auth/register")]
+pub async fn register(state: AppState, client: Client, body: web::Json<RegisterRequest>) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let input = Registration::parse(&body.email, body.password, &body.name, &body.tenant_name)?;
+    let done = state.identity.register(input, &client.0).await?;
+    Ok(HttpResponse::Created().json(RegisterResponse {
+        user_id: done.user_id.0,
+        tenant_id: done.tenant.id.0,
+        tenant_slug: done.tenant.slug,
+        access_token: done.tokens.access_token,
+        refresh_token: done.tokens.refresh_token,
+        token_type: "Bearer",
+        expires_in: done.tokens.expires_in,
+    }))
+}
+
+/// Signs in with email and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login_user",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Unknown email or wrong password (`invalid_credentials`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a member of the tenant asked for (`not_a_member`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Several tenants: repeat with `tenant_id` (`tenant_selection_required`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many sign-ins at once (`overloaded`), with Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/auth/login")]
+pub async fn login(state: AppState, client: Client, body: web::Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let input = Credentials::parse(&body.email, body.password, body.tenant_id.map(TenantId))?;
+    let tokens = state.identity.login(input, &client.0).await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::from(tokens)))
+}
+
+/// Exchanges a refresh token for new tokens. The presented token stops working; presenting
+/// it again revokes the whole session.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", operation_id = "refresh_session",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Invalid, expired or reused refresh token (`invalid_refresh_token`, `refresh_token_reused`, `session_ended`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/auth/refresh")]
+pub async fn refresh(state: AppState, client: Client, body: web::Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
+    let tokens = state.identity.refresh(&body.refresh_token, &client.0).await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::from(tokens)))
+}
+
+/// Ends the current session: its access and refresh tokens stop working at once.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout_session",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "Missing or invalid access token", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/auth/logout")]
+pub async fn logout(state: AppState, auth: Auth) -> Result<HttpResponse, ApiError> {
+    state.identity.logout(&auth.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Confirms an email address with the token from the verification email.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", operation_id = "verify_email",
+    request_body = VerifyEmailRequest,
+    responses(
+        (status = 200, description = "Address verified", body = VerifyEmailResponse),
+        (status = 400, description = "Unknown token (`invalid_token`) or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Token already used (`token_used`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Token expired (`token_expired`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/auth/verify-email")]
+pub async fn verify_email(state: AppState, client: Client, body: web::Json<VerifyEmailRequest>) -> Result<HttpResponse, ApiError> {
+    let done = state.identity.verify_email(&body.token, &client.0).await?;
+    Ok(HttpResponse::Ok().json(VerifyEmailResponse { user_id: done.user_id.0, email: done.email, verified_at: done.verified_at }))
+}

@@ -1,0 +1,34 @@
+//! HTTP handlers, one module per resource. Each handler extracts, calls one service method
+//! and maps the result.
+
+pub mod auth;
+pub mod health;
+pub mod tenants;
+pub mod users;
+pub mod well_known;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use tenantry_platform::Platform;
+
+/// The shared application state handlers receive.
+pub type AppState = web::Data<Arc<Platform>>;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::health)
+        .service(health::health_db)
+        .service(well_known::jwks)
+        .service(
+            web::scope("/api/v1")
+                .service(auth::register)
+                .service(auth::login)
+                .service(auth::refresh)
+                .service(auth::logout)
+                .service(auth::verify_email)
+                .service(users::me)
+                .service(tenants::get_current)
+                .service(tenants::update_current),
+        );
+}
