@@ -1,0 +1,26 @@
+# Tenantry's everyday recipes. `just --list` shows them.
+
+# Serve on 127.0.0.1:8080 with the embedded defaults (SQLite under ./data).
+run:
+    cargo run --release
+
+# The test suite on SQLite (and PostgreSQL when TEST_DATABASE_URL is set).
+test:
+    cargo test --workspace
+
+# The test suite on SQLite and the local PostgreSQL.
+test-pg:
+    TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test --workspace
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Regenerate the committed OpenAPI document.
+openapi:
+    cargo run -q -p tenantry-server -- openapi > openapi/openapi.json
+
+# The HTTP benchmark (wrk): throughput, latency, hash rate and memory.
+bench:
+    ./bench/run.sh

@@ -1,0 +1,240 @@
+//! The test harness: a fresh database and the real server on a random port per test, a real
+//! HTTP client, a local SMTP sink, and one helper per endpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Response, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use tenantry_platform::config::SmtpSettings;
+use tenantry_platform::{Platform, Settings};
+use tenantry_server::Application;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, mpsc};
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One running server and everything around it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub platform: Arc<Platform>,
+    pub mail: MailSink,
+    _dir: tempfile::TempDir,
+}
+
+/// Runs a test body on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` is set.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await;
+                super::$name(app.expect("sqlite is always available")).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                match $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
+                    Some(app) => super::$name(app).await,
+                    None => eprintln!(
+                        "SKIPPED {}::on_postgres: TEST_DATABASE_URL is not set",
+                        stringify!($name)
+                    ),
+                }
+            }
+        }
+    };
+}
+
+async fn fresh_postgres() -> Option<String> {
+    let base = std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
+    let name = format!("tenantry_test_{}", uuid::Uuid::now_v7().simple());
+    let admin = Database::connect(&base).await.expect("TEST_DATABASE_URL must be reachable");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let (prefix, _) = base.rsplit_once('/').expect("TEST_DATABASE_URL names a database");
+    Some(format!("{prefix}/{name}"))
+}
+
+/// Starts the server on a fresh database; `None` when PostgreSQL is asked for but not configured.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}/tenantry.db", dir.path().display()),
+        Backend::Postgres => fresh_postgres().await?,
+    };
+    let mail = MailSink::start().await;
+    let settings = Settings {
+        bind: "127.0.0.1:0".into(),
+        public_url: "http://tenantry.test".into(),
+        database_url,
+        database_max_connections: 5,
+        data_dir: dir.path().to_path_buf(),
+        smtp: Some(SmtpSettings { url: format!("smtp://127.0.0.1:{}", mail.port).into() }),
+        max_body_bytes: 16 * 1024,
+        hash_threads: 2,
+        http_workers: 2,
+        ..Settings::default()
+    };
+    let app = Application::build(settings).await.expect("server builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let platform = app.platform();
+    tokio::spawn(app.run_until_stopped());
+    Some(TestApp {
+        address,
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+        platform,
+        mail,
+        _dir: dir,
+    })
+}
+
+/// A registered user's credentials and first tokens.
+pub struct Account {
+    pub email: String,
+    pub password: String,
+    pub user_id: String,
+    pub tenant_id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request")
+    }
+
+    pub async fn get_authed(&self, path: &str, token: &str) -> Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")
+    }
+
+    pub async fn register(&self, email: &str, tenant_name: &str) -> Account {
+        let password = "correct horse battery staple".to_owned();
+        let res = self
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"email": email, "password": password, "name": "Test User", "tenant_name": tenant_name}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED, "register {email}");
+        let body: Value = res.json().await.expect("json");
+        Account {
+            email: email.to_owned(),
+            password,
+            user_id: body["user_id"].as_str().expect("user_id").to_owned(),
+            tenant_id: body["tenant_id"].as_str().expect("tenant_id").to_owned(),
+            access_token: body["access_token"].as_str().expect("access_token").to_owned(),
+            refresh_token: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json("/api/v1/auth/login", &json!({"email": email, "password": password})).await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json("/api/v1/auth/refresh", &json!({"refresh_token": refresh_token})).await
+    }
+
+    pub async fn me(&self, token: &str) -> Response {
+        self.get_authed("/api/v1/users/me", token).await
+    }
+
+    /// Hands every committed outbox event to the job queue now, as the relay would.
+    pub async fn run_pending_jobs(&self) {
+        tenantry_platform::jobs::relay_once(&self.platform.db, &self.platform.jobs)
+            .await
+            .expect("outbox relay");
+    }
+}
+
+/// Asserts a problem+json response with `status` and `code`, and returns its body.
+pub async fn assert_problem(res: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(res.status(), status, "status for {code}");
+    let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert_eq!(ct, "application/problem+json", "content type for {code}");
+    let body: Value = res.json().await.expect("problem body");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    assert_eq!(body["type"], format!("/problems/{code}"));
+    assert!(body["title"].is_string());
+    assert!(body["request_id"].is_string(), "{body}");
+    body
+}
+
+/// A minimal SMTP server that accepts every message and hands it to the test.
+pub struct MailSink {
+    pub port: u16,
+    rx: Mutex<mpsc::UnboundedReceiver<String>>,
+}
+
+impl MailSink {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp sink");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = smtp_session(socket, tx).await;
+                });
+            }
+        });
+        Self { port, rx: Mutex::new(rx) }
+    }
+
+    /// The next message delivered, waiting at most 30 s for the background job to send it.
+    pub async fn next_message(&self) -> String {
+        tokio::time::timeout(Duration::from_secs(30), self.rx.lock().await.recv())
+            .await
+            .expect("an email arrives within 30 s")
+            .expect("sink open")
+    }
+}
+
+async fn smtp_session(socket: tokio::net::TcpStream, tx: mpsc::UnboundedSender<String>) -> std::io::Result<()> {
+    let (read, mut write) = socket.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write.write_all(b"220 sink.test ESMTP\r\n").await?;
+    while let Some(line) = lines.next_line().await? {
+        let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        match verb.as_str() {
+            "EHLO" => write.write_all(b"250-sink.test\r\n250 8BITMIME\r\n").await?,
+            "DATA" => {
+                write.write_all(b"354 go ahead\r\n").await?;
+                let mut message = String::new();
+                while let Some(l) = lines.next_line().await? {
+                    if l == "." {
+                        break;
+                    }
+                    message.push_str(l.strip_prefix('.').unwrap_or(&l));
+                    message.push('\n');
+                }
+                let _ = tx.send(message);
+                write.write_all(b"250 queued\r\n").await?;
+            }
+            "QUIT" => {
+                write.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => write.write_all(b"250 ok\r\n").await?,
+        }
+    }
+    Ok(())
+}
