@@ -51,8 +51,18 @@ impl MigrationTrait for Migration {
                 .col(string("role"))
                 .col(timestamp_with_time_zone("created_at"))
                 .primary_key(Index::create().col("tenant_id").col("user_id"))
-                .foreign_key(&mut fk("memberships_tenant_fk", "memberships", "tenant_id", "tenants"))
-                .foreign_key(&mut fk("memberships_user_fk", "memberships", "user_id", "users"))
+                .foreign_key(&mut fk(
+                    "memberships_tenant_fk",
+                    "memberships",
+                    "tenant_id",
+                    "tenants",
+                ))
+                .foreign_key(&mut fk(
+                    "memberships_user_fk",
+                    "memberships",
+                    "user_id",
+                    "users",
+                ))
                 .to_owned(),
         )
         .await?;
@@ -71,12 +81,23 @@ impl MigrationTrait for Migration {
                 .col(string_null("revoked_reason"))
                 .col(string_null("ip"))
                 .col(string_null("user_agent"))
-                .foreign_key(&mut fk("sessions_tenant_fk", "sessions", "tenant_id", "tenants"))
+                .foreign_key(&mut fk(
+                    "sessions_tenant_fk",
+                    "sessions",
+                    "tenant_id",
+                    "tenants",
+                ))
                 .foreign_key(&mut fk("sessions_user_fk", "sessions", "user_id", "users"))
                 .to_owned(),
         )
         .await?;
-        index(m, "sessions_tenant_user_idx", "sessions", &["tenant_id", "user_id"]).await?;
+        index(
+            m,
+            "sessions_tenant_user_idx",
+            "sessions",
+            &["tenant_id", "user_id"],
+        )
+        .await?;
         index(m, "sessions_expires_idx", "sessions", &["expires_at"]).await?;
 
         m.create_table(
@@ -89,12 +110,29 @@ impl MigrationTrait for Migration {
                 .col(timestamp_with_time_zone("created_at"))
                 .col(timestamp_with_time_zone("expires_at"))
                 .col(timestamp_with_time_zone_null("rotated_at"))
-                .foreign_key(&mut fk("refresh_tokens_session_fk", "refresh_tokens", "session_id", "sessions"))
+                .foreign_key(&mut fk(
+                    "refresh_tokens_session_fk",
+                    "refresh_tokens",
+                    "session_id",
+                    "sessions",
+                ))
                 .to_owned(),
         )
         .await?;
-        unique_index(m, "refresh_tokens_hash_key", "refresh_tokens", &["token_hash"]).await?;
-        index(m, "refresh_tokens_session_idx", "refresh_tokens", &["session_id"]).await?;
+        unique_index(
+            m,
+            "refresh_tokens_hash_key",
+            "refresh_tokens",
+            &["token_hash"],
+        )
+        .await?;
+        index(
+            m,
+            "refresh_tokens_session_idx",
+            "refresh_tokens",
+            &["session_id"],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -149,7 +187,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "audit_log_tenant_time_idx", "audit_log", &["tenant_id", "occurred_at"]).await?;
+        index(
+            m,
+            "audit_log_tenant_time_idx",
+            "audit_log",
+            &["tenant_id", "occurred_at"],
+        )
+        .await?;
         append_only(m, "audit_log").await?;
 
         m.create_table(
@@ -195,7 +239,12 @@ impl MigrationTrait for Migration {
     }
 }
 
-fn fk(name: &str, from: &'static str, col: &'static str, to: &'static str) -> ForeignKeyCreateStatement {
+fn fk(
+    name: &str,
+    from: &'static str,
+    col: &'static str,
+    to: &'static str,
+) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(name)
         .from(from, col)

@@ -8,24 +8,53 @@ use crate::on_both_databases;
 
 async fn every_client_mistake_is_a_problem_document(app: TestApp) {
     let post_raw = |path: &'static str, ct: &'static str, body: String| {
-        let req = app.client.post(app.url(path)).header("content-type", ct).body(body);
+        let req = app
+            .client
+            .post(app.url(path))
+            .header("content-type", ct)
+            .body(body);
         async move { req.send().await.unwrap() }
     };
     let login = "/api/v1/auth/login";
-    assert_problem(post_raw(login, "application/json", "{not json".into()).await, StatusCode::BAD_REQUEST, "malformed_json").await;
-    assert_problem(post_raw(login, "text/plain", "{}".into()).await, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    assert_problem(
+        post_raw(login, "application/json", "{not json".into()).await,
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    )
+    .await;
+    assert_problem(
+        post_raw(login, "text/plain", "{}".into()).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
     let body = assert_problem(
-        app.post_json(login, &json!({"email": "a@b.co", "password": "x", "admin": true})).await,
+        app.post_json(
+            login,
+            &json!({"email": "a@b.co", "password": "x", "admin": true}),
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     )
     .await;
     assert_eq!(body["errors"][0]["field"], "admin");
     assert_eq!(body["errors"][0]["code"], "unknown_field");
-    let body = assert_problem(app.post_json(login, &json!({"email": "a@b.co"})).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let body = assert_problem(
+        app.post_json(login, &json!({"email": "a@b.co"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     assert_eq!(body["errors"][0]["field"], "password");
     assert_eq!(body["errors"][0]["code"], "required");
-    assert_problem(app.post_json(login, &json!({"email": 42, "password": "x"})).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_problem(
+        app.post_json(login, &json!({"email": 42, "password": "x"}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
 
     let body = assert_problem(
         app.post_json(
@@ -41,30 +70,63 @@ async fn every_client_mistake_is_a_problem_document(app: TestApp) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["field"].as_str().unwrap().to_owned(), e["code"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_owned(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         codes,
-        [("email".into(), "invalid_email".into()), ("password".into(), "too_short".into()), ("name".into(), "required".into())]
+        [
+            ("email".into(), "invalid_email".into()),
+            ("password".into(), "too_short".into()),
+            ("name".into(), "required".into())
+        ]
     );
 
-    let huge = format!("{{\"email\":\"a@b.co\",\"password\":\"{}\"}}", "x".repeat(20_000));
-    assert_problem(post_raw(login, "application/json", huge).await, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    let huge = format!(
+        "{{\"email\":\"a@b.co\",\"password\":\"{}\"}}",
+        "x".repeat(20_000)
+    );
+    assert_problem(
+        post_raw(login, "application/json", huge).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
 
-    let res = app.client.get(app.url("/api/v1/nowhere")).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/api/v1/nowhere"))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, StatusCode::NOT_FOUND, "not_found").await;
     let res = app.client.delete(app.url(login)).send().await.unwrap();
     assert_eq!(res.headers().get("allow").unwrap(), "POST");
     assert_problem(res, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
 
-    let res = app.client.get(app.url("/api/v1/users/me")).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/api/v1/users/me"))
+        .send()
+        .await
+        .unwrap();
     assert!(res.headers().get("www-authenticate").is_some());
     assert_problem(res, StatusCode::UNAUTHORIZED, "missing_token").await;
 
     // No bad refresh or verification token is a server error.
-    assert_problem(app.refresh("nonsense").await, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
     assert_problem(
-        app.post_json("/api/v1/auth/verify-email", &json!({"token": "nonsense"})).await,
+        app.refresh("nonsense").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_refresh_token",
+    )
+    .await;
+    assert_problem(
+        app.post_json("/api/v1/auth/verify-email", &json!({"token": "nonsense"}))
+            .await,
         StatusCode::BAD_REQUEST,
         "invalid_token",
     )
@@ -73,7 +135,13 @@ async fn every_client_mistake_is_a_problem_document(app: TestApp) {
 on_both_databases!(every_client_mistake_is_a_problem_document);
 
 async fn responses_carry_request_ids_and_security_headers(app: TestApp) {
-    let res = app.client.get(app.url("/health")).header("x-request-id", "trace-me-42").send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["x-request-id"], "trace-me-42");
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");

@@ -56,14 +56,20 @@ macro_rules! on_both_databases {
 }
 
 async fn fresh_postgres() -> Option<String> {
-    let base = std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
+    let base = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())?;
     let name = format!("tenantry_test_{}", uuid::Uuid::now_v7().simple());
-    let admin = Database::connect(&base).await.expect("TEST_DATABASE_URL must be reachable");
+    let admin = Database::connect(&base)
+        .await
+        .expect("TEST_DATABASE_URL must be reachable");
     admin
         .execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create test database");
-    let (prefix, _) = base.rsplit_once('/').expect("TEST_DATABASE_URL names a database");
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .expect("TEST_DATABASE_URL names a database");
     Some(format!("{prefix}/{name}"))
 }
 
@@ -81,7 +87,9 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         database_url,
         database_max_connections: 5,
         data_dir: dir.path().to_path_buf(),
-        smtp: Some(SmtpSettings { url: format!("smtp://127.0.0.1:{}", mail.port).into() }),
+        smtp: Some(SmtpSettings {
+            url: format!("smtp://127.0.0.1:{}", mail.port).into(),
+        }),
         max_body_bytes: 16 * 1024,
         hash_threads: 2,
         http_workers: 2,
@@ -93,7 +101,10 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     tokio::spawn(app.run_until_stopped());
     Some(TestApp {
         address,
-        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
         platform,
         mail,
         _dir: dir,
@@ -116,11 +127,21 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get_authed(&self, path: &str, token: &str) -> Response {
-        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn register(&self, email: &str, tenant_name: &str) -> Account {
@@ -138,17 +159,31 @@ impl TestApp {
             password,
             user_id: body["user_id"].as_str().expect("user_id").to_owned(),
             tenant_id: body["tenant_id"].as_str().expect("tenant_id").to_owned(),
-            access_token: body["access_token"].as_str().expect("access_token").to_owned(),
-            refresh_token: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            access_token: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh_token: body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
         }
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.post_json("/api/v1/auth/login", &json!({"email": email, "password": password})).await
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
-        self.post_json("/api/v1/auth/refresh", &json!({"refresh_token": refresh_token})).await
+        self.post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
     }
 
     pub async fn me(&self, token: &str) -> Response {
@@ -166,7 +201,12 @@ impl TestApp {
 /// Asserts a problem+json response with `status` and `code`, and returns its body.
 pub async fn assert_problem(res: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(res.status(), status, "status for {code}");
-    let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     assert_eq!(ct, "application/problem+json", "content type for {code}");
     let body: Value = res.json().await.expect("problem body");
     assert_eq!(body["code"], code, "{body}");
@@ -185,7 +225,9 @@ pub struct MailSink {
 
 impl MailSink {
     async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp sink");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind smtp sink");
         let port = listener.local_addr().expect("addr").port();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -196,7 +238,10 @@ impl MailSink {
                 });
             }
         });
-        Self { port, rx: Mutex::new(rx) }
+        Self {
+            port,
+            rx: Mutex::new(rx),
+        }
     }
 
     /// The next message delivered, waiting at most 30 s for the background job to send it.
@@ -208,14 +253,25 @@ impl MailSink {
     }
 }
 
-async fn smtp_session(socket: tokio::net::TcpStream, tx: mpsc::UnboundedSender<String>) -> std::io::Result<()> {
+async fn smtp_session(
+    socket: tokio::net::TcpStream,
+    tx: mpsc::UnboundedSender<String>,
+) -> std::io::Result<()> {
     let (read, mut write) = socket.into_split();
     let mut lines = BufReader::new(read).lines();
     write.write_all(b"220 sink.test ESMTP\r\n").await?;
     while let Some(line) = lines.next_line().await? {
-        let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        let verb = line
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
         match verb.as_str() {
-            "EHLO" => write.write_all(b"250-sink.test\r\n250 8BITMIME\r\n").await?,
+            "EHLO" => {
+                write
+                    .write_all(b"250-sink.test\r\n250 8BITMIME\r\n")
+                    .await?
+            }
             "DATA" => {
                 write.write_all(b"354 go ahead\r\n").await?;
                 let mut message = String::new();

@@ -1,8 +1,8 @@
 //! Black-box tests: the real server on a random port over a fresh database, driven over HTTP.
 //! Each database test runs on SQLite and on PostgreSQL (`TEST_DATABASE_URL`).
 
-mod helpers;
 mod errors;
+mod helpers;
 mod openapi;
 mod sessions;
 mod tenants;

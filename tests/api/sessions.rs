@@ -14,8 +14,14 @@ fn token_from_email(raw: &str) -> String {
     } else {
         raw.to_owned()
     };
-    let start = message.find("token=").expect("the email carries a link with a token") + "token=".len();
-    message[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+    let start = message
+        .find("token=")
+        .expect("the email carries a link with a token")
+        + "token=".len();
+    message[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
 }
 
 async fn the_whole_session_lifecycle_works_over_http(app: TestApp) {
@@ -24,17 +30,25 @@ async fn the_whole_session_lifecycle_works_over_http(app: TestApp) {
     // The verification email leaves through the job queue and the SMTP server.
     app.run_pending_jobs().await;
     let message = app.mail.next_message().await;
-    assert!(message.contains("To: \"Test User\" <ada@example.com>") || message.contains("ada@example.com"), "{message}");
+    assert!(
+        message.contains("To: \"Test User\" <ada@example.com>")
+            || message.contains("ada@example.com"),
+        "{message}"
+    );
     let token = token_from_email(&message);
     assert_eq!(token.len(), 43, "{message}");
 
     let me: Value = app.me(&account.access_token).await.json().await.unwrap();
     assert_eq!(me["email_verified"], false);
 
-    let res = app.post_json("/api/v1/auth/verify-email", &json!({"token": token})).await;
+    let res = app
+        .post_json("/api/v1/auth/verify-email", &json!({"token": token}))
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     // Single use.
-    let res = app.post_json("/api/v1/auth/verify-email", &json!({"token": token})).await;
+    let res = app
+        .post_json("/api/v1/auth/verify-email", &json!({"token": token}))
+        .await;
     assert_problem(res, StatusCode::CONFLICT, "token_used").await;
 
     let res = app.login(&account.email, &account.password).await;
@@ -53,7 +67,13 @@ async fn the_whole_session_lifecycle_works_over_http(app: TestApp) {
     assert_eq!(me["role"], "owner");
     assert_eq!(me["current_tenant"]["id"], account.tenant_id.as_str());
     assert_eq!(me["current_tenant"]["name"], "Analytical Engines");
-    assert!(me["permissions"].as_array().unwrap().iter().any(|p| p == "tenant.update"));
+    assert!(
+        me["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "tenant.update")
+    );
 
     // Refresh rotates: the new pair works, the old refresh token does not.
     let res = app.refresh(&refresh).await;
@@ -65,9 +85,24 @@ async fn the_whole_session_lifecycle_works_over_http(app: TestApp) {
     assert_eq!(app.me(&new_access).await.status(), StatusCode::OK);
 
     // Reusing the rotated token revokes the whole family: every token of that login dies.
-    assert_problem(app.refresh(&refresh).await, StatusCode::UNAUTHORIZED, "refresh_token_reused").await;
-    assert_problem(app.refresh(&new_refresh).await, StatusCode::UNAUTHORIZED, "session_ended").await;
-    assert_problem(app.me(&new_access).await, StatusCode::UNAUTHORIZED, "session_ended").await;
+    assert_problem(
+        app.refresh(&refresh).await,
+        StatusCode::UNAUTHORIZED,
+        "refresh_token_reused",
+    )
+    .await;
+    assert_problem(
+        app.refresh(&new_refresh).await,
+        StatusCode::UNAUTHORIZED,
+        "session_ended",
+    )
+    .await;
+    assert_problem(
+        app.me(&new_access).await,
+        StatusCode::UNAUTHORIZED,
+        "session_ended",
+    )
+    .await;
     // Other sessions are untouched.
     assert_eq!(app.me(&account.access_token).await.status(), StatusCode::OK);
 
@@ -84,20 +119,37 @@ async fn the_whole_session_lifecycle_works_over_http(app: TestApp) {
     let res_headers = res.headers().clone();
     assert_problem(res, StatusCode::UNAUTHORIZED, "session_ended").await;
     assert!(res_headers.get("www-authenticate").is_some());
-    assert_problem(app.refresh(&account.refresh_token).await, StatusCode::UNAUTHORIZED, "session_ended").await;
+    assert_problem(
+        app.refresh(&account.refresh_token).await,
+        StatusCode::UNAUTHORIZED,
+        "session_ended",
+    )
+    .await;
 }
 on_both_databases!(the_whole_session_lifecycle_works_over_http);
 
 async fn an_access_token_verifies_with_nothing_but_the_published_jwks(app: TestApp) {
     let account = app.register("grace@example.com", "Compilers").await;
-    let jwks: jsonwebtoken::jwk::JwkSet = app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let header = jsonwebtoken::decode_header(&account.access_token).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
-    let jwk = jwks.find(header.kid.as_deref().expect("kid")).expect("the kid is published");
+    let jwk = jwks
+        .find(header.kid.as_deref().expect("kid"))
+        .expect("the kid is published");
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     validation.set_issuer(&["http://tenantry.test"]);
-    let claims = jsonwebtoken::decode::<Value>(&account.access_token, &key, &validation).unwrap().claims;
+    let claims = jsonwebtoken::decode::<Value>(&account.access_token, &key, &validation)
+        .unwrap()
+        .claims;
     assert_eq!(claims["sub"], account.user_id.as_str());
     assert_eq!(claims["tid"], account.tenant_id.as_str());
     for claim in ["sid", "iat", "exp", "jti", "iss"] {
@@ -108,8 +160,18 @@ on_both_databases!(an_access_token_verifies_with_nothing_but_the_published_jwks)
 
 async fn unknown_email_and_wrong_password_answer_the_same(app: TestApp) {
     let account = app.register("alan@example.com", "Bletchley").await;
-    let wrong = assert_problem(app.login(&account.email, "not the password").await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let unknown = assert_problem(app.login("nobody@example.com", "not the password").await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let wrong = assert_problem(
+        app.login(&account.email, "not the password").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    let unknown = assert_problem(
+        app.login("nobody@example.com", "not the password").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
     assert_eq!(wrong["detail"], unknown["detail"]);
 }
 on_both_databases!(unknown_email_and_wrong_password_answer_the_same);
@@ -136,7 +198,17 @@ async fn a_tampered_access_token_is_refused(app: TestApp) {
     claims["tid"] = Value::String(b.tenant_id.clone());
     parts[1] = engine.encode(serde_json::to_vec(&claims).unwrap());
     let forged = parts.join(".");
-    assert_problem(app.me(&forged).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    assert_problem(app.me("not-a-jwt").await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_problem(
+        app.me(&forged).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
+    assert_problem(
+        app.me("not-a-jwt").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
 }
 on_both_databases!(a_tampered_access_token_is_refused);

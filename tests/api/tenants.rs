@@ -8,7 +8,9 @@ use crate::on_both_databases;
 
 async fn an_owner_updates_the_tenant_with_optimistic_concurrency(app: TestApp) {
     let owner = app.register("owner@example.com", "Old Name").await;
-    let res = app.get_authed("/api/v1/tenants/current", &owner.access_token).await;
+    let res = app
+        .get_authed("/api/v1/tenants/current", &owner.access_token)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["etag"], "\"1\"");
     let tenant: Value = res.json().await.unwrap();
@@ -31,12 +33,32 @@ async fn an_owner_updates_the_tenant_with_optimistic_concurrency(app: TestApp) {
     assert_eq!(updated["version"], 2);
 
     // A writer holding the old version is refused and changes nothing.
-    assert_problem(put("\"1\"", "Lost Update").await, StatusCode::PRECONDITION_FAILED, "stale_version").await;
-    let now: Value = app.get_authed("/api/v1/tenants/current", &owner.access_token).await.json().await.unwrap();
+    assert_problem(
+        put("\"1\"", "Lost Update").await,
+        StatusCode::PRECONDITION_FAILED,
+        "stale_version",
+    )
+    .await;
+    let now: Value = app
+        .get_authed("/api/v1/tenants/current", &owner.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(now["name"], "New Name");
 
-    assert_problem(put("\"2\"", "").await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    assert_problem(put("garbage", "X").await, StatusCode::BAD_REQUEST, "invalid_if_match").await;
+    assert_problem(
+        put("\"2\"", "").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_problem(
+        put("garbage", "X").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_if_match",
+    )
+    .await;
 }
 on_both_databases!(an_owner_updates_the_tenant_with_optimistic_concurrency);
 
@@ -45,7 +67,10 @@ async fn a_user_cannot_reach_another_tenant(app: TestApp) {
     let b = app.register("b@example.com", "Tenant B").await;
     // Signing in to a tenant one does not belong to is refused.
     let res = app
-        .post_json("/api/v1/auth/login", &json!({"email": a.email, "password": a.password, "tenant_id": b.tenant_id}))
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": a.email, "password": a.password, "tenant_id": b.tenant_id}),
+        )
         .await;
     assert_problem(res, StatusCode::FORBIDDEN, "not_a_member").await;
     // A's writes land in A only.
@@ -58,7 +83,12 @@ async fn a_user_cannot_reach_another_tenant(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let seen_by_b: Value = app.get_authed("/api/v1/tenants/current", &b.access_token).await.json().await.unwrap();
+    let seen_by_b: Value = app
+        .get_authed("/api/v1/tenants/current", &b.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(seen_by_b["name"], "Tenant B");
     assert_eq!(seen_by_b["id"], b.tenant_id.as_str());
 }

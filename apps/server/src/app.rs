@@ -33,7 +33,12 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server = http_server(Arc::clone(&platform), listener)?;
         let (stop_workers, _) = watch::channel(false);
-        Ok(Self { port, server, platform, stop_workers })
+        Ok(Self {
+            port,
+            server,
+            platform,
+            stop_workers,
+        })
     }
 
     /// The port the server listens on.
@@ -83,15 +88,26 @@ fn http_server(platform: Arc<Platform>, listener: TcpListener) -> anyhow::Result
             .app_data(data.clone())
             .app_data(extract::json_config(settings.max_body_bytes))
             .app_data(web::PayloadConfig::new(settings.max_body_bytes))
-            .wrap(Condition::new(!settings.cors_allowed_origins.is_empty(), cors))
+            .wrap(Condition::new(
+                !settings.cors_allowed_origins.is_empty(),
+                cors,
+            ))
             .wrap(from_fn(move |req, next| security_headers(req, next, hsts)))
             .wrap(from_fn(request_id::middleware))
             .configure(routes::configure)
             .route("/api/openapi.json", web::get().to(openapi_json))
-            .service(SwaggerUi::new("/api/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/openapi.json")))
-            .route("/api/docs", web::get().to(|| async {
-                HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/api/docs/")).finish()
-            }))
+            .service(
+                SwaggerUi::new("/api/docs/{_:.*}")
+                    .config(utoipa_swagger_ui::Config::from("/api/openapi.json")),
+            )
+            .route(
+                "/api/docs",
+                web::get().to(|| async {
+                    HttpResponse::PermanentRedirect()
+                        .insert_header((header::LOCATION, "/api/docs/"))
+                        .finish()
+                }),
+            )
             .default_service(web::to(fallback))
     })
     .workers(workers)
@@ -103,7 +119,13 @@ fn http_server(platform: Arc<Platform>, listener: TcpListener) -> anyhow::Result
 fn cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, header::HeaderName::from_static("idempotency-key"), request_id::HEADER])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::HeaderName::from_static("idempotency-key"),
+            request_id::HEADER,
+        ])
         .expose_headers([header::ETAG, header::RETRY_AFTER, request_id::HEADER])
         .max_age(3600);
     for origin in origins {
@@ -121,27 +143,40 @@ async fn security_headers(
     let mut res = next.call(req).await?;
     let h = res.headers_mut();
     let set = |h: &mut header::HeaderMap, name: &'static str, value: &'static str| {
-        h.insert(header::HeaderName::from_static(name), header::HeaderValue::from_static(value));
+        h.insert(
+            header::HeaderName::from_static(name),
+            header::HeaderValue::from_static(value),
+        );
     };
     set(h, "x-content-type-options", "nosniff");
     set(h, "x-frame-options", "DENY");
     set(h, "referrer-policy", "no-referrer");
     if !docs {
         // The API serves data, never pages: nothing may load or frame it.
-        set(h, "content-security-policy", "default-src 'none'; frame-ancestors 'none'");
+        set(
+            h,
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        );
         if !h.contains_key(header::CACHE_CONTROL) {
             set(h, "cache-control", "no-store");
         }
     }
     if hsts {
-        set(h, "strict-transport-security", "max-age=63072000; includeSubDomains");
+        set(
+            h,
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        );
     }
     Ok(res)
 }
 
 async fn openapi_json() -> Result<HttpResponse, ApiError> {
     let body = openapi::pretty_json().map_err(|e| ApiError::internal(&e))?;
-    Ok(HttpResponse::Ok().content_type("application/json").body(body))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 /// Unknown routes answer 404; known routes with the wrong method answer 405 with `Allow`.
@@ -150,9 +185,13 @@ async fn fallback(req: HttpRequest) -> HttpResponse {
     let err = if allowed.is_empty() {
         ApiError::not_found().detail(format!("no route for {}", req.path()))
     } else {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed")
-            .detail(format!("{} is not supported here", req.method()))
-            .header(header::ALLOW, allowed.join(", "))
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Method not allowed",
+        )
+        .detail(format!("{} is not supported here", req.method()))
+        .header(header::ALLOW, allowed.join(", "))
     };
     actix_web::ResponseError::error_response(&err)
 }

@@ -115,8 +115,16 @@ impl ApiError {
     #[must_use]
     pub fn validation(errors: Vec<ProblemField>) -> Self {
         let n = errors.len();
-        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Invalid request")
-            .detail(if n == 1 { "1 field is invalid".to_owned() } else { format!("{n} fields are invalid") });
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "Invalid request",
+        )
+        .detail(if n == 1 {
+            "1 field is invalid".to_owned()
+        } else {
+            format!("{n} fields are invalid")
+        });
         e.errors = errors;
         e
     }
@@ -126,7 +134,10 @@ impl ApiError {
     pub fn unauthenticated(code: &'static str, detail: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, "Authentication required")
             .detail(detail)
-            .header(header::WWW_AUTHENTICATE, "Bearer realm=\"tenantry\", error=\"invalid_token\"")
+            .header(
+                header::WWW_AUTHENTICATE,
+                "Bearer realm=\"tenantry\", error=\"invalid_token\"",
+            )
     }
 
     /// 404 for a route or resource that does not exist (or is another tenant's).
@@ -146,7 +157,11 @@ impl ApiError {
             source = s.source();
         }
         tracing::error!(error = %chain, "unexpected error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal server error",
+        )
     }
 }
 
@@ -165,7 +180,11 @@ impl ResponseError for ApiError {
             errors: self
                 .errors
                 .iter()
-                .map(|e| ProblemField { field: e.field.clone(), code: e.code.clone(), message: e.message.clone() })
+                .map(|e| ProblemField {
+                    field: e.field.clone(),
+                    code: e.code.clone(),
+                    message: e.message.clone(),
+                })
                 .collect(),
             tenants: self.tenants.clone(),
             request_id: request_id::current(),
@@ -183,7 +202,11 @@ impl ResponseError for ApiError {
 
 impl From<FieldError> for ProblemField {
     fn from(e: FieldError) -> Self {
-        Self { field: e.field, code: e.code.to_owned(), message: e.message }
+        Self {
+            field: e.field,
+            code: e.code.to_owned(),
+            message: e.message,
+        }
     }
 }
 
@@ -204,8 +227,12 @@ impl From<TenancyError> for ApiError {
         match e {
             TenancyError::NotFound => ApiError::not_found().detail("tenant not found"),
             TenancyError::Forbidden(denied) => forbidden(&denied),
-            TenancyError::StaleVersion(_) => ApiError::new(StatusCode::PRECONDITION_FAILED, "stale_version", "Resource changed")
-                .detail("the resource was changed since the version in If-Match; fetch it again"),
+            TenancyError::StaleVersion(_) => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "stale_version",
+                "Resource changed",
+            )
+            .detail("the resource was changed since the version in If-Match; fetch it again"),
             TenancyError::Invalid(v) => v.into(),
             TenancyError::Database(db) => ApiError::internal(&db),
         }
@@ -219,34 +246,71 @@ fn forbidden(denied: &tenantry_kernel::AccessDenied) -> ApiError {
 impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
         use IdentityError as E;
-        let conflict = |code, detail: &str| ApiError::new(StatusCode::CONFLICT, code, "Conflict").detail(detail);
+        let conflict = |code, detail: &str| {
+            ApiError::new(StatusCode::CONFLICT, code, "Conflict").detail(detail)
+        };
         match e {
             E::Invalid(v) => v.into(),
             E::EmailTaken => conflict("email_taken", "an account with this email already exists"),
-            E::InvalidCredentials => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "Authentication failed")
-                .detail("invalid email or password"),
-            E::InvalidAccessToken => ApiError::unauthenticated("invalid_token", "the access token is invalid or expired"),
-            E::SessionEnded => ApiError::unauthenticated("session_ended", "the session has ended; sign in again"),
-            E::InvalidRefreshToken => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token", "Authentication failed")
-                .detail("the refresh token is invalid or expired"),
-            E::RefreshTokenReused => ApiError::new(StatusCode::UNAUTHORIZED, "refresh_token_reused", "Authentication failed")
-                .detail("this refresh token was already used; the session has been revoked"),
+            E::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "Authentication failed",
+            )
+            .detail("invalid email or password"),
+            E::InvalidAccessToken => {
+                ApiError::unauthenticated("invalid_token", "the access token is invalid or expired")
+            }
+            E::SessionEnded => {
+                ApiError::unauthenticated("session_ended", "the session has ended; sign in again")
+            }
+            E::InvalidRefreshToken => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_refresh_token",
+                "Authentication failed",
+            )
+            .detail("the refresh token is invalid or expired"),
+            E::RefreshTokenReused => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "refresh_token_reused",
+                "Authentication failed",
+            )
+            .detail("this refresh token was already used; the session has been revoked"),
             E::TenantSelectionRequired(tenants) => {
-                let mut err = conflict("tenant_selection_required", "the account belongs to several tenants; repeat with tenant_id");
-                err.tenants = Some(tenants.into_iter().map(|(id, name)| TenantChoice { id: id.0, name }).collect());
+                let mut err = conflict(
+                    "tenant_selection_required",
+                    "the account belongs to several tenants; repeat with tenant_id",
+                );
+                err.tenants = Some(
+                    tenants
+                        .into_iter()
+                        .map(|(id, name)| TenantChoice { id: id.0, name })
+                        .collect(),
+                );
                 err
             }
-            E::NotAMember => ApiError::new(StatusCode::FORBIDDEN, "not_a_member", "Forbidden").detail("not a member of that tenant"),
-            E::InvalidVerificationToken => ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", "Invalid token")
-                .detail("the verification token is not valid"),
-            E::VerificationTokenExpired => ApiError::new(StatusCode::GONE, "token_expired", "Token expired")
-                .detail("the verification link has expired; request a new one"),
-            E::VerificationTokenUsed => conflict("token_used", "the verification link was already used"),
+            E::NotAMember => ApiError::new(StatusCode::FORBIDDEN, "not_a_member", "Forbidden")
+                .detail("not a member of that tenant"),
+            E::InvalidVerificationToken => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", "Invalid token")
+                    .detail("the verification token is not valid")
+            }
+            E::VerificationTokenExpired => {
+                ApiError::new(StatusCode::GONE, "token_expired", "Token expired")
+                    .detail("the verification link has expired; request a new one")
+            }
+            E::VerificationTokenUsed => {
+                conflict("token_used", "the verification link was already used")
+            }
             E::UserNotFound => ApiError::not_found().detail("user not found"),
             E::Forbidden(denied) => forbidden(&denied),
-            E::Overloaded => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Service busy")
-                .detail("too many sign-ins at once; retry shortly")
-                .header(header::RETRY_AFTER, "1"),
+            E::Overloaded => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Service busy",
+            )
+            .detail("too many sign-ins at once; retry shortly")
+            .header(header::RETRY_AFTER, "1"),
             E::Tenancy(t) => t.into(),
             E::Database(db) => ApiError::internal(&db),
             E::Unexpected(err) => ApiError::internal(err.as_ref()),

@@ -50,15 +50,24 @@ impl FromRequest for Auth {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(|t| t.trim().to_owned());
-        let platform = req.app_data::<web::Data<Arc<Platform>>>().map(|p| Arc::clone(p));
+        let platform = req
+            .app_data::<web::Data<Arc<Platform>>>()
+            .map(|p| Arc::clone(p));
         let client = client_meta(req);
         Box::pin(async move {
             let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
-                ApiError::unauthenticated("missing_token", "send an access token: Authorization: Bearer <token>")
+                ApiError::unauthenticated(
+                    "missing_token",
+                    "send an access token: Authorization: Bearer <token>",
+                )
             })?;
-            let platform = platform.ok_or_else(|| ApiError::internal(&std::io::Error::other("platform missing")))?;
+            let platform = platform
+                .ok_or_else(|| ApiError::internal(&std::io::Error::other("platform missing")))?;
             Ok(Auth(platform.identity.authenticate(&token, client).await?))
         })
     }
@@ -84,8 +93,12 @@ impl FromRequest for IfMatch {
                         .parse::<i32>()
                         .map(|n| IfMatch(Some(n)))
                         .map_err(|_| {
-                            ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "invalid_if_match", "Malformed header")
-                                .detail("If-Match must be an ETag returned by this API")
+                            ApiError::new(
+                                actix_web::http::StatusCode::BAD_REQUEST,
+                                "invalid_if_match",
+                                "Malformed header",
+                            )
+                            .detail("If-Match must be an ETag returned by this API")
                         })
                 }
             }
@@ -114,16 +127,33 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
 fn json_error(err: &JsonPayloadError) -> ApiError {
     use actix_web::http::StatusCode;
     match err {
-        JsonPayloadError::ContentType => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
-            .detail("send the body as application/json"),
-        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large")
-                .detail(format!("the body exceeds {limit} bytes"))
+        JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+        )
+        .detail("send the body as application/json"),
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Payload too large",
+        )
+        .detail(format!("the body exceeds {limit} bytes")),
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::validation(vec![data_error(e)])
         }
-        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::validation(vec![data_error(e)]),
-        JsonPayloadError::Deserialize(e) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed body")
-            .detail(format!("the body is not valid JSON (line {}, column {})", e.line(), e.column())),
-        _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", "Malformed body").detail("the body could not be read"),
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed body").detail(
+                format!(
+                    "the body is not valid JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        }
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", "Malformed body")
+            .detail("the body could not be read"),
     }
 }
 
@@ -138,10 +168,22 @@ fn data_error(e: &serde_json::Error) -> ProblemField {
             .to_owned()
     };
     if msg.starts_with("unknown field") {
-        ProblemField { field: quoted("unknown field"), code: "unknown_field".into(), message: "this field is not accepted".into() }
+        ProblemField {
+            field: quoted("unknown field"),
+            code: "unknown_field".into(),
+            message: "this field is not accepted".into(),
+        }
     } else if msg.starts_with("missing field") {
-        ProblemField { field: quoted("missing field"), code: "required".into(), message: "this field is required".into() }
+        ProblemField {
+            field: quoted("missing field"),
+            code: "required".into(),
+            message: "this field is required".into(),
+        }
     } else {
-        ProblemField { field: "body".into(), code: "invalid_type".into(), message: msg }
+        ProblemField {
+            field: "body".into(),
+            code: "invalid_type".into(),
+            message: msg,
+        }
     }
 }

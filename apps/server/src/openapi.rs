@@ -80,7 +80,9 @@ pub fn allowed_methods(path: &str) -> Vec<&'static str> {
     for (template, item) in &document().paths.paths {
         let t: Vec<&str> = template.split('/').collect();
         let matches = t.len() == segments.len()
-            && t.iter().zip(&segments).all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b);
+            && t.iter()
+                .zip(&segments)
+                .all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b);
         if matches {
             let ops = [
                 ("GET", item.get.is_some()),
@@ -89,7 +91,11 @@ pub fn allowed_methods(path: &str) -> Vec<&'static str> {
                 ("DELETE", item.delete.is_some()),
                 ("PATCH", item.patch.is_some()),
             ];
-            return ops.into_iter().filter(|(_, on)| *on).map(|(m, _)| m).collect();
+            return ops
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(m, _)| m)
+                .collect();
         }
     }
     Vec::new()
@@ -109,10 +115,16 @@ mod tests {
     #[test]
     fn every_operation_has_a_verb_resource_id_and_a_tag() {
         for (path, item) in &document().paths.paths {
-            for op in [&item.get, &item.put, &item.post, &item.delete, &item.patch].into_iter().flatten() {
+            for op in [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+                .into_iter()
+                .flatten()
+            {
                 let id = op.operation_id.as_deref().unwrap_or_default();
                 assert!(id.contains('_'), "{path}: operation id {id:?}");
-                assert!(op.tags.as_ref().is_some_and(|t| !t.is_empty()), "{path}: no tag");
+                assert!(
+                    op.tags.as_ref().is_some_and(|t| !t.is_empty()),
+                    "{path}: no tag"
+                );
             }
         }
     }

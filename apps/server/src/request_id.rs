@@ -7,10 +7,10 @@
 
 use std::time::Instant;
 
+use actix_web::HttpMessage as _;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::HttpMessage as _;
 use actix_web::middleware::Next;
 use tracing::Instrument as _;
 
@@ -34,7 +34,9 @@ pub struct RequestId(pub String);
 fn acceptable(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Middleware: assigns the id, opens the span, logs the outcome.

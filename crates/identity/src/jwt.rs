@@ -43,7 +43,9 @@ pub struct TokenSigner {
 
 impl std::fmt::Debug for TokenSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSigner").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("TokenSigner")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,7 +93,12 @@ impl TokenSigner {
     }
 
     /// Signs a token for `user` acting in `tenant` through `session`.
-    pub fn issue(&self, user: &str, tenant: &str, session: &str) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn issue(
+        &self,
+        user: &str,
+        tenant: &str,
+        session: &str,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = Utc::now().timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -109,7 +116,8 @@ impl TokenSigner {
 
     /// Verifies signature, algorithm, issuer and expiry, and returns the claims.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, jsonwebtoken::errors::Error> {
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map(|d| d.claims)
+        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
     }
 
     /// The JSON Web Key Set publishing the verification key.
@@ -143,8 +151,17 @@ mod tests {
         let key = DecodingKey::from_jwk(jwk).unwrap();
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&["https://tenantry.test"]);
-        let claims = jsonwebtoken::decode::<AccessClaims>(&token, &key, &validation).unwrap().claims;
-        assert_eq!((claims.sub.as_str(), claims.tid.as_str(), claims.sid.as_str()), ("u", "t", "s"));
+        let claims = jsonwebtoken::decode::<AccessClaims>(&token, &key, &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(
+            (
+                claims.sub.as_str(),
+                claims.tid.as_str(),
+                claims.sid.as_str()
+            ),
+            ("u", "t", "s")
+        );
         assert_eq!(claims.exp - claims.iat, 900);
     }
 

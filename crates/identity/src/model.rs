@@ -32,7 +32,11 @@ impl Email {
             && !domain.ends_with('.')
             && !domain.contains("..")
             && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        if plausible { Ok(Self(email)) } else { Err(invalid()) }
+        if plausible {
+            Ok(Self(email))
+        } else {
+            Err(invalid())
+        }
     }
 
     /// The address.
@@ -93,7 +97,11 @@ impl PersonName {
             return Err(FieldError::new(field, "too_long", "at most 100 characters"));
         }
         if name.chars().any(char::is_control) {
-            return Err(FieldError::new(field, "invalid_characters", "control characters are not allowed"));
+            return Err(FieldError::new(
+                field,
+                "invalid_characters",
+                "control characters are not allowed",
+            ));
         }
         Ok(Self(name.to_owned()))
     }
@@ -165,9 +173,15 @@ impl Credentials {
         let mut errors = ValidationErrors::default();
         let email = errors.check(Email::parse("email", email));
         if password.is_empty() {
-            errors.0.push(FieldError::new("password", "required", "must not be empty"));
+            errors
+                .0
+                .push(FieldError::new("password", "required", "must not be empty"));
         } else if password.chars().count() > Password::MAX {
-            errors.0.push(FieldError::new("password", "too_long", "at most 128 characters"));
+            errors.0.push(FieldError::new(
+                "password",
+                "too_long",
+                "at most 128 characters",
+            ));
         }
         errors.into_result()?;
         let email = email.ok_or_else(ValidationErrors::default)?;
@@ -269,20 +283,47 @@ mod tests {
 
     #[test]
     fn emails_are_normalised() {
-        assert_eq!(Email::parse("email", "  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        assert_eq!(
+            Email::parse("email", "  Ada@Example.COM ")
+                .unwrap()
+                .as_str(),
+            "ada@example.com"
+        );
     }
 
     #[test]
     fn implausible_emails_are_refused() {
-        for bad in ["ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@@example.com", "ada@example..com"] {
-            assert_eq!(Email::parse("email", bad).unwrap_err().code, "invalid_email", "{bad}");
+        for bad in [
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@@example.com",
+            "ada@example..com",
+        ] {
+            assert_eq!(
+                Email::parse("email", bad).unwrap_err().code,
+                "invalid_email",
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn passwords_are_bounded_by_length_only() {
-        assert_eq!(Password::parse("password", "short".into()).unwrap_err().code, "too_short");
-        assert_eq!(Password::parse("password", "x".repeat(129)).unwrap_err().code, "too_long");
+        assert_eq!(
+            Password::parse("password", "short".into())
+                .unwrap_err()
+                .code,
+            "too_short"
+        );
+        assert_eq!(
+            Password::parse("password", "x".repeat(129))
+                .unwrap_err()
+                .code,
+            "too_long"
+        );
         assert!(Password::parse("password", "alllowercase".into()).is_ok());
         assert!(Password::parse("password", "ünïcödé!".into()).is_ok());
     }

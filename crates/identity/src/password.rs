@@ -101,7 +101,8 @@ impl PasswordHasher {
         let password = password.to_owned();
         let salt = SaltString::encode_b64(&random_salt()?)
             .map_err(|e| HashError::Failed(e.to_string()))?;
-        self.run(move || hash_blocking(&params, &password, &salt)).await?
+        self.run(move || hash_blocking(&params, &password, &salt))
+            .await?
     }
 
     /// Whether `password` matches `phc`. A malformed stored hash counts as a mismatch.
@@ -140,7 +141,9 @@ fn hash_blocking(params: &Params, password: &str, salt: &SaltString) -> Result<S
 
 fn worker(rx: &Mutex<Receiver<Job>>) {
     // Lowest priority: hashing soaks up idle CPU and yields to request handling.
-    if let Err(e) = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min) {
+    if let Err(e) =
+        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+    {
         tracing::debug!(error = ?e, "could not lower the hashing thread's priority");
     }
     loop {

@@ -12,8 +12,8 @@ use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
 use tenantry_kernel::db::{begin_write, is_unique_violation};
 use tenantry_kernel::{
-    Actor, AuditEntry, AuditSink, ClientMeta, Event, Outbox, Principal, RequestContext,
-    SessionId, TenantId, UserId,
+    Actor, AuditEntry, AuditSink, ClientMeta, Event, Outbox, Principal, RequestContext, SessionId,
+    TenantId, UserId,
 };
 use tenantry_tenancy::TenancyService;
 
@@ -59,25 +59,44 @@ pub trait IdentityService: Send + Sync {
     ) -> Result<Registered, IdentityError>;
 
     /// Checks a password and opens a session.
-    async fn login(&self, input: Credentials, client: &ClientMeta) -> Result<TokenPair, IdentityError>;
+    async fn login(
+        &self,
+        input: Credentials,
+        client: &ClientMeta,
+    ) -> Result<TokenPair, IdentityError>;
 
     /// Rotates a refresh token; a reused one revokes its whole session.
-    async fn refresh(&self, refresh_token: &str, client: &ClientMeta) -> Result<TokenPair, IdentityError>;
+    async fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientMeta,
+    ) -> Result<TokenPair, IdentityError>;
 
     /// Ends the caller's session.
     async fn logout(&self, ctx: &RequestContext) -> Result<(), IdentityError>;
 
     /// Consumes an email verification token.
-    async fn verify_email(&self, token: &str, client: &ClientMeta) -> Result<VerifiedEmail, IdentityError>;
+    async fn verify_email(
+        &self,
+        token: &str,
+        client: &ClientMeta,
+    ) -> Result<VerifiedEmail, IdentityError>;
 
     /// Turns an access token into the context a request runs in.
-    async fn authenticate(&self, access_token: &str, client: ClientMeta) -> Result<RequestContext, IdentityError>;
+    async fn authenticate(
+        &self,
+        access_token: &str,
+        client: ClientMeta,
+    ) -> Result<RequestContext, IdentityError>;
 
     /// The caller as they see themselves.
     async fn me(&self, ctx: &RequestContext) -> Result<Me, IdentityError>;
 
     /// Creates a verification token for `user`, unless the address is already verified.
-    async fn issue_email_verification(&self, user: UserId) -> Result<Option<VerificationMail>, IdentityError>;
+    async fn issue_email_verification(
+        &self,
+        user: UserId,
+    ) -> Result<Option<VerificationMail>, IdentityError>;
 
     /// Deletes expired sessions, long-ended sessions and spent verification tokens.
     async fn purge_expired(&self) -> Result<PurgeReport, IdentityError>;
@@ -139,7 +158,11 @@ impl SeaIdentity {
 
     /// Revokes a session in its own transaction, so the revocation stands even though the
     /// request that discovered the reuse fails.
-    async fn revoke_for_reuse(&self, s: &session::Model, client: &ClientMeta) -> Result<(), IdentityError> {
+    async fn revoke_for_reuse(
+        &self,
+        s: &session::Model,
+        client: &ClientMeta,
+    ) -> Result<(), IdentityError> {
         let txn = begin_write(&self.db).await?;
         let tenant = TenantId(s.tenant_id);
         if sessions::revoke(&txn, tenant, SessionId(s.id), "refresh_token_reuse").await? {
@@ -248,7 +271,11 @@ impl IdentityService for SeaIdentity {
     }
 
     #[tracing::instrument(skip_all, err(level = "info"))]
-    async fn login(&self, input: Credentials, client: &ClientMeta) -> Result<TokenPair, IdentityError> {
+    async fn login(
+        &self,
+        input: Credentials,
+        client: &ClientMeta,
+    ) -> Result<TokenPair, IdentityError> {
         let found = user::Entity::find()
             .filter(user::Column::Email.eq(input.email.as_str()))
             .one(&self.db)
@@ -259,12 +286,23 @@ impl IdentityService for SeaIdentity {
             return Err(IdentityError::InvalidCredentials);
         };
         let user_id = UserId(account.id);
-        if !self.hasher.verify(&input.password, &account.password_hash).await? {
+        if !self
+            .hasher
+            .verify(&input.password, &account.password_hash)
+            .await?
+        {
             let txn = begin_write(&self.db).await?;
             self.audit
                 .record(
                     &txn,
-                    AuditEntry::new(None, Actor::User(user_id), "user.login_failed", "user", Some(user_id.to_string()), client),
+                    AuditEntry::new(
+                        None,
+                        Actor::User(user_id),
+                        "user.login_failed",
+                        "user",
+                        Some(user_id.to_string()),
+                        client,
+                    ),
                 )
                 .await?;
             txn.commit().await?;
@@ -281,7 +319,10 @@ impl IdentityService for SeaIdentity {
             (None, []) => return Err(IdentityError::NotAMember),
             (None, several) => {
                 return Err(IdentityError::TenantSelectionRequired(
-                    several.iter().map(|m| (m.tenant.id, m.tenant.name.clone())).collect(),
+                    several
+                        .iter()
+                        .map(|m| (m.tenant.id, m.tenant.name.clone()))
+                        .collect(),
                 ));
             }
         };
@@ -291,7 +332,14 @@ impl IdentityService for SeaIdentity {
         self.audit
             .record(
                 &txn,
-                AuditEntry::new(Some(tenant), Actor::User(user_id), "session.created", "session", Some(session_id.to_string()), client),
+                AuditEntry::new(
+                    Some(tenant),
+                    Actor::User(user_id),
+                    "session.created",
+                    "session",
+                    Some(session_id.to_string()),
+                    client,
+                ),
             )
             .await?;
         txn.commit().await?;
@@ -299,7 +347,11 @@ impl IdentityService for SeaIdentity {
     }
 
     #[tracing::instrument(skip_all, err(level = "info"))]
-    async fn refresh(&self, presented: &str, client: &ClientMeta) -> Result<TokenPair, IdentityError> {
+    async fn refresh(
+        &self,
+        presented: &str,
+        client: &ClientMeta,
+    ) -> Result<TokenPair, IdentityError> {
         let now = Utc::now();
         let Some(token) = refresh_token::Entity::find()
             .filter(refresh_token::Column::TokenHash.eq(token_hash(presented)))
@@ -308,7 +360,10 @@ impl IdentityService for SeaIdentity {
         else {
             return Err(IdentityError::InvalidRefreshToken);
         };
-        let Some(s) = session::Entity::find_by_id(token.session_id).one(&self.db).await? else {
+        let Some(s) = session::Entity::find_by_id(token.session_id)
+            .one(&self.db)
+            .await?
+        else {
             return Err(IdentityError::InvalidRefreshToken);
         };
         if token.rotated_at.is_some() {
@@ -331,7 +386,8 @@ impl IdentityService for SeaIdentity {
             self.revoke_for_reuse(&s, client).await?;
             return Err(IdentityError::RefreshTokenReused);
         }
-        let raw = sessions::issue_refresh_token(&txn, tenant, SessionId(s.id), s.expires_at).await?;
+        let raw =
+            sessions::issue_refresh_token(&txn, tenant, SessionId(s.id), s.expires_at).await?;
         session::Entity::update_many()
             .col_expr(session::Column::LastUsedAt, Expr::value(now))
             .filter(session::Column::Id.eq(s.id))
@@ -340,7 +396,14 @@ impl IdentityService for SeaIdentity {
         self.audit
             .record(
                 &txn,
-                AuditEntry::new(Some(tenant), Actor::User(user_id), "session.refreshed", "session", Some(s.id.to_string()), client),
+                AuditEntry::new(
+                    Some(tenant),
+                    Actor::User(user_id),
+                    "session.refreshed",
+                    "session",
+                    Some(s.id.to_string()),
+                    client,
+                ),
             )
             .await?;
         txn.commit().await?;
@@ -357,8 +420,15 @@ impl IdentityService for SeaIdentity {
             self.audit
                 .record(
                     &txn,
-                    AuditEntry::new(Some(ctx.tenant_id), ctx.actor(), "session.revoked", "session", Some(session_id.to_string()), &ctx.client)
-                        .with_change(None, Some(json!({"reason": "logout"}))),
+                    AuditEntry::new(
+                        Some(ctx.tenant_id),
+                        ctx.actor(),
+                        "session.revoked",
+                        "session",
+                        Some(session_id.to_string()),
+                        &ctx.client,
+                    )
+                    .with_change(None, Some(json!({"reason": "logout"}))),
                 )
                 .await?;
         }
@@ -367,7 +437,11 @@ impl IdentityService for SeaIdentity {
     }
 
     #[tracing::instrument(skip_all, err(level = "info"))]
-    async fn verify_email(&self, presented: &str, client: &ClientMeta) -> Result<VerifiedEmail, IdentityError> {
+    async fn verify_email(
+        &self,
+        presented: &str,
+        client: &ClientMeta,
+    ) -> Result<VerifiedEmail, IdentityError> {
         let now = Utc::now();
         let Some(token) = email_verification::Entity::find()
             .filter(email_verification::Column::TokenHash.eq(token_hash(presented)))
@@ -408,8 +482,15 @@ impl IdentityService for SeaIdentity {
         self.audit
             .record(
                 &txn,
-                AuditEntry::new(None, Actor::User(user_id), "user.email_verified", "user", Some(user_id.to_string()), client)
-                    .with_change(None, Some(json!({"email": token.email}))),
+                AuditEntry::new(
+                    None,
+                    Actor::User(user_id),
+                    "user.email_verified",
+                    "user",
+                    Some(user_id.to_string()),
+                    client,
+                )
+                .with_change(None, Some(json!({"email": token.email}))),
             )
             .await?;
         txn.commit().await?;
@@ -420,14 +501,24 @@ impl IdentityService for SeaIdentity {
         })
     }
 
-    async fn authenticate(&self, access_token: &str, client: ClientMeta) -> Result<RequestContext, IdentityError> {
+    async fn authenticate(
+        &self,
+        access_token: &str,
+        client: ClientMeta,
+    ) -> Result<RequestContext, IdentityError> {
         let claims = self
             .signer
             .verify(access_token)
             .map_err(|_| IdentityError::InvalidAccessToken)?;
-        let parse = |s: &str| s.parse::<uuid::Uuid>().map_err(|_| IdentityError::InvalidAccessToken);
-        let (user_id, tenant_id, session_id) =
-            (UserId(parse(&claims.sub)?), TenantId(parse(&claims.tid)?), SessionId(parse(&claims.sid)?));
+        let parse = |s: &str| {
+            s.parse::<uuid::Uuid>()
+                .map_err(|_| IdentityError::InvalidAccessToken)
+        };
+        let (user_id, tenant_id, session_id) = (
+            UserId(parse(&claims.sub)?),
+            TenantId(parse(&claims.tid)?),
+            SessionId(parse(&claims.sid)?),
+        );
         let s = session::Entity::find_by_id(session_id.0)
             .one(&self.db)
             .await?
@@ -441,7 +532,9 @@ impl IdentityService for SeaIdentity {
             .role_of(tenant_id, user_id)
             .await?
             .ok_or(IdentityError::SessionEnded)?;
-        Ok(RequestContext::for_user(tenant_id, user_id, session_id, role, client))
+        Ok(RequestContext::for_user(
+            tenant_id, user_id, session_id, role, client,
+        ))
     }
 
     async fn me(&self, ctx: &RequestContext) -> Result<Me, IdentityError> {
@@ -470,7 +563,10 @@ impl IdentityService for SeaIdentity {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn issue_email_verification(&self, user: UserId) -> Result<Option<VerificationMail>, IdentityError> {
+    async fn issue_email_verification(
+        &self,
+        user: UserId,
+    ) -> Result<Option<VerificationMail>, IdentityError> {
         let Some(account) = user::Entity::find_by_id(user.0).one(&self.db).await? else {
             return Ok(None);
         };

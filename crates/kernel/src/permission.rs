@@ -67,7 +67,9 @@ impl PermissionSet {
 
     /// The permissions in the set, in catalogue order.
     pub fn iter(self) -> impl Iterator<Item = Permission> {
-        Permission::ALL.into_iter().filter(move |p| self.contains(*p))
+        Permission::ALL
+            .into_iter()
+            .filter(move |p| self.contains(*p))
     }
 }
 

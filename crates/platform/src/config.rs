@@ -139,9 +139,16 @@ mod tests {
     use secrecy::ExposeSecret;
 
     #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail fixes the closure's error type"
+    )]
     fn the_environment_overrides_the_file_which_overrides_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("t.toml", "bind = \"0.0.0.0:9000\"\npublic_url = \"https://file\"")?;
+            jail.create_file(
+                "t.toml",
+                "bind = \"0.0.0.0:9000\"\npublic_url = \"https://file\"",
+            )?;
             jail.set_env("TENANTRY_PUBLIC_URL", "https://env");
             jail.set_env("DATABASE_URL", "postgres://db/x");
             jail.set_env("TENANTRY_SMTP__URL", "smtp://u:p@mail:25");
@@ -149,7 +156,10 @@ mod tests {
             assert_eq!(s.bind, "0.0.0.0:9000");
             assert_eq!(s.public_url, "https://env");
             assert_eq!(s.database_url, "postgres://db/x");
-            assert_eq!(s.smtp.as_ref().map(|m| m.url.expose_secret()), Some("smtp://u:p@mail:25"));
+            assert_eq!(
+                s.smtp.as_ref().map(|m| m.url.expose_secret()),
+                Some("smtp://u:p@mail:25")
+            );
             assert_eq!(s.access_token_ttl_secs, 900);
             Ok(())
         });
@@ -159,7 +169,9 @@ mod tests {
     fn secrets_never_print() {
         let s = Settings {
             signing_key: Some(SecretString::from("c2VjcmV0LXNpZ25pbmcta2V5")),
-            smtp: Some(SmtpSettings { url: SecretString::from("smtp://u:hunter2@mail") }),
+            smtp: Some(SmtpSettings {
+                url: SecretString::from("smtp://u:hunter2@mail"),
+            }),
             ..Settings::default()
         };
         let debug = format!("{s:?}");

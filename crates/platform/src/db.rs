@@ -55,7 +55,9 @@ fn normalise_sqlite_url(url: &str) -> String {
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
@@ -66,7 +68,10 @@ mod tests {
 
     #[test]
     fn sqlite_paths_are_found_in_both_url_forms() {
-        assert_eq!(sqlite_path("sqlite://./data/t.db?mode=rwc"), Some("./data/t.db"));
+        assert_eq!(
+            sqlite_path("sqlite://./data/t.db?mode=rwc"),
+            Some("./data/t.db")
+        );
         assert_eq!(sqlite_path("sqlite:t.db"), Some("t.db"));
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://x/y"), None);
@@ -81,14 +86,20 @@ mod tests {
         migrate(&db).await.unwrap(); // idempotent
         use sea_orm::{ConnectionTrait, Statement};
         let row = db
-            .query_one_raw(Statement::from_string(db.get_database_backend(), "PRAGMA journal_mode"))
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "PRAGMA journal_mode",
+            ))
             .await
             .unwrap()
             .unwrap();
         let mode: String = row.try_get_by_index(0).unwrap();
         assert_eq!(mode, "wal");
         let fk = db
-            .query_one_raw(Statement::from_string(db.get_database_backend(), "PRAGMA foreign_keys"))
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "PRAGMA foreign_keys",
+            ))
             .await
             .unwrap()
             .unwrap();

@@ -68,18 +68,28 @@ impl JobQueue {
             let opts = apalis_sqlite::SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .busy_timeout(Duration::from_secs(5));
-            let pool = apalis_sqlite::SqlitePoolOptions::new().max_connections(2).connect_with(opts).await?;
+            let pool = apalis_sqlite::SqlitePoolOptions::new()
+                .max_connections(2)
+                .connect_with(opts)
+                .await?;
             SqliteStorage::setup(&pool).await?;
             Ok(JobQueue::Sqlite(SqliteStorage::new(&pool)))
         } else {
-            let pool = sea_orm::sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(url).await?;
+            let pool = sea_orm::sqlx::postgres::PgPoolOptions::new()
+                .max_connections(4)
+                .connect(url)
+                .await?;
             PostgresStorage::setup(&pool).await?;
             Ok(JobQueue::Postgres(PostgresStorage::new(&pool)))
         }
     }
 
     /// Queues a verification email once per `key` (the outbox event id).
-    pub async fn push_verification(&self, job: SendVerificationEmail, key: &str) -> anyhow::Result<()> {
+    pub async fn push_verification(
+        &self,
+        job: SendVerificationEmail,
+        key: &str,
+    ) -> anyhow::Result<()> {
         let task = TaskBuilder::new(job)
             .max_attempts(SendVerificationEmail::MAX_ATTEMPTS)
             .idempotency_key(key);
@@ -111,15 +121,24 @@ async fn dispatch(queue: &JobQueue, event: &Event) -> anyhow::Result<()> {
     match event.event_type.as_str() {
         USER_REGISTERED => {
             let user_id: UserId = serde_json::from_value(event.data["user_id"].clone())?;
-            queue.push_verification(SendVerificationEmail { user_id }, &event.id.to_string()).await
+            queue
+                .push_verification(SendVerificationEmail { user_id }, &event.id.to_string())
+                .await
         }
         // Events without a consumer yet are simply marked delivered.
         _ => Ok(()),
     }
 }
 
-async fn send_verification(job: SendVerificationEmail, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
-    let Some(mail) = platform.identity.issue_email_verification(job.user_id).await? else {
+async fn send_verification(
+    job: SendVerificationEmail,
+    platform: Data<Arc<Platform>>,
+) -> Result<(), BoxDynError> {
+    let Some(mail) = platform
+        .identity
+        .issue_email_verification(job.user_id)
+        .await?
+    else {
         // Already verified (or the user is gone): nothing to send.
         return Ok(());
     };
@@ -136,7 +155,11 @@ async fn send_verification(job: SendVerificationEmail, platform: Data<Arc<Platfo
 
 async fn cleanup(_tick: Tick, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
     let report = platform.identity.purge_expired().await?;
-    tracing::info!(sessions = report.sessions, verification_tokens = report.verification_tokens, "cleanup done");
+    tracing::info!(
+        sessions = report.sessions,
+        verification_tokens = report.verification_tokens,
+        "cleanup done"
+    );
     Ok(())
 }
 
@@ -152,7 +175,10 @@ fn backoff() -> anyhow::Result<ExponentialBackoff> {
 }
 
 /// Runs the outbox relay, the email worker and the cleanup schedule until `shutdown` fires.
-pub async fn run(platform: Arc<Platform>, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(
+    platform: Arc<Platform>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let relay = {
         let platform = Arc::clone(&platform);
         let mut stop = shutdown.clone();
@@ -173,9 +199,12 @@ pub async fn run(platform: Arc<Platform>, shutdown: tokio::sync::watch::Receiver
         let _ = rx.changed().await;
         Ok::<(), std::io::Error>(())
     };
-    let policy = RetryPolicy::retries(SendVerificationEmail::MAX_ATTEMPTS - 1).with_backoff(backoff()?);
+    let policy =
+        RetryPolicy::retries(SendVerificationEmail::MAX_ATTEMPTS - 1).with_backoff(backoff()?);
     let cleanup_worker = WorkerBuilder::new("tenantry-cleanup")
-        .backend(CronScheduler::new(cron::Schedule::from_str("0 */15 * * * *")?))
+        .backend(CronScheduler::new(cron::Schedule::from_str(
+            "0 */15 * * * *",
+        )?))
         .data(Arc::clone(&platform))
         .build(cleanup);
     let email = async {
@@ -200,7 +229,11 @@ pub async fn run(platform: Arc<Platform>, shutdown: tokio::sync::watch::Receiver
             }
         }
     };
-    let (_, email, cron) = tokio::join!(relay, email, cleanup_worker.run_until(stop(shutdown.clone())));
+    let (_, email, cron) = tokio::join!(
+        relay,
+        email,
+        cleanup_worker.run_until(stop(shutdown.clone()))
+    );
     email?;
     cron?;
     Ok(())

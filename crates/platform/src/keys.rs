@@ -27,7 +27,9 @@ pub struct KeyMaterial {
 
 impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyMaterial").field("generated", &self.generated).finish_non_exhaustive()
+        f.debug_struct("KeyMaterial")
+            .field("generated", &self.generated)
+            .finish_non_exhaustive()
     }
 }
 
@@ -56,8 +58,18 @@ pub enum KeyError {
 /// Loads (or, in embedded mode, creates) both keys.
 pub fn load(settings: &Settings) -> Result<KeyMaterial, KeyError> {
     let dir = settings.data_dir.join("keys");
-    let (signing_seed, g1) = one(settings, settings.signing_key.as_ref(), "TENANTRY_SIGNING_KEY", &dir.join("signing.key"))?;
-    let (encryption_key, g2) = one(settings, settings.encryption_key.as_ref(), "TENANTRY_ENCRYPTION_KEY", &dir.join("encryption.key"))?;
+    let (signing_seed, g1) = one(
+        settings,
+        settings.signing_key.as_ref(),
+        "TENANTRY_SIGNING_KEY",
+        &dir.join("signing.key"),
+    )?;
+    let (encryption_key, g2) = one(
+        settings,
+        settings.encryption_key.as_ref(),
+        "TENANTRY_ENCRYPTION_KEY",
+        &dir.join("encryption.key"),
+    )?;
     Ok(KeyMaterial {
         signing_seed,
         encryption_key,
@@ -77,7 +89,10 @@ fn one(
     if settings.mode == Mode::Production {
         return Err(KeyError::MissingInProduction(name));
     }
-    let io = |source| KeyError::Io { path: file.display().to_string(), source };
+    let io = |source| KeyError::Io {
+        path: file.display().to_string(),
+        source,
+    };
     match std::fs::read_to_string(file) {
         Ok(text) => return decode(&text, name).map(|k| (k, false)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -111,7 +126,11 @@ mod tests {
     use super::*;
 
     fn settings(dir: &Path, mode: Mode) -> Settings {
-        Settings { data_dir: dir.to_path_buf(), mode, ..Settings::default() }
+        Settings {
+            data_dir: dir.to_path_buf(),
+            mode,
+            ..Settings::default()
+        }
     }
 
     #[test]
@@ -126,7 +145,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("keys/signing.key")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("keys/signing.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
@@ -137,7 +159,10 @@ mod tests {
         // Even a key file left by an embedded run does not count.
         load(&settings(dir.path(), Mode::Embedded)).unwrap();
         let err = load(&settings(dir.path(), Mode::Production)).unwrap_err();
-        assert!(matches!(err, KeyError::MissingInProduction("TENANTRY_SIGNING_KEY")));
+        assert!(matches!(
+            err,
+            KeyError::MissingInProduction("TENANTRY_SIGNING_KEY")
+        ));
     }
 
     #[test]
@@ -146,7 +171,10 @@ mod tests {
         let mut s = settings(dir.path(), Mode::Production);
         s.signing_key = Some(SecretString::from(STANDARD.encode([9u8; 32])));
         s.encryption_key = Some(SecretString::from(STANDARD.encode([1u8; 16])));
-        assert!(matches!(load(&s).unwrap_err(), KeyError::Malformed("TENANTRY_ENCRYPTION_KEY")));
+        assert!(matches!(
+            load(&s).unwrap_err(),
+            KeyError::Malformed("TENANTRY_ENCRYPTION_KEY")
+        ));
         s.encryption_key = Some(SecretString::from(STANDARD.encode([1u8; 32])));
         let keys = load(&s).unwrap();
         assert_eq!(keys.signing_seed, [9u8; 32]);

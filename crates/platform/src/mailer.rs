@@ -50,21 +50,35 @@ impl Mailer {
 
     /// A mailer writing `.eml` files into `dir`.
     pub fn files(dir: &Path) -> Result<Self, MailError> {
-        std::fs::create_dir_all(dir).map_err(|e| MailError::Config(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| MailError::Config(format!("{}: {e}", dir.display())))?;
         Ok(Mailer::Files(AsyncFileTransport::new(dir)))
     }
 
     /// Sends one message.
     pub async fn send(&self, message: Message) -> Result<(), MailError> {
         match self {
-            Mailer::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| MailError::Send(e.to_string())),
-            Mailer::Files(t) => t.send(message).await.map(|_| ()).map_err(|e| MailError::Send(e.to_string())),
+            Mailer::Smtp(t) => t
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Send(e.to_string())),
+            Mailer::Files(t) => t
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Send(e.to_string())),
         }
     }
 }
 
 /// The email that asks a new user to confirm their address.
-pub fn verification_email(from: &str, to_name: &str, to_email: &str, link: &str) -> Result<Message, MailError> {
+pub fn verification_email(
+    from: &str,
+    to_name: &str,
+    to_email: &str,
+    link: &str,
+) -> Result<Message, MailError> {
     let bad = |e: lettre::address::AddressError| MailError::Config(e.to_string());
     let from: Mailbox = from.parse().map_err(bad)?;
     let to = Mailbox::new(Some(to_name.to_owned()), to_email.parse().map_err(bad)?);

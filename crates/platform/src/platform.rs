@@ -5,7 +5,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
 use tenantry_audit::SeaAuditSink;
-use tenantry_identity::{IdentityService, IdentitySettings, PasswordHasher, SeaIdentity, TokenSigner};
+use tenantry_identity::{
+    IdentityService, IdentitySettings, PasswordHasher, SeaIdentity, TokenSigner,
+};
 use tenantry_kernel::AuditSink;
 use tenantry_tenancy::{SeaTenancy, TenancyService};
 
@@ -34,7 +36,9 @@ pub struct Platform {
 
 impl std::fmt::Debug for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Platform").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("Platform")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -46,11 +50,14 @@ impl Platform {
             .await
             .context("connecting to the database")?;
         db::migrate(&db).await.context("applying migrations")?;
-        let jobs = JobQueue::connect(&settings.database_url).await.context("setting up the job queue")?;
+        let jobs = JobQueue::connect(&settings.database_url)
+            .await
+            .context("setting up the job queue")?;
         let mailer = Arc::new(Mailer::from_settings(&settings)?);
         let audit: Arc<dyn AuditSink> = Arc::new(SeaAuditSink);
         let outbox = Arc::new(SqlOutbox::new());
-        let tenancy: Arc<dyn TenancyService> = Arc::new(SeaTenancy::new(db.clone(), Arc::clone(&audit)));
+        let tenancy: Arc<dyn TenancyService> =
+            Arc::new(SeaTenancy::new(db.clone(), Arc::clone(&audit)));
         let threads = match settings.hash_threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,

@@ -21,7 +21,11 @@ impl TenantName {
             return Err(FieldError::new(field, "too_long", "at most 100 characters"));
         }
         if name.chars().any(char::is_control) {
-            return Err(FieldError::new(field, "invalid_characters", "control characters are not allowed"));
+            return Err(FieldError::new(
+                field,
+                "invalid_characters",
+                "control characters are not allowed",
+            ));
         }
         Ok(Self(name.to_owned()))
     }
@@ -53,7 +57,11 @@ impl Slug {
             }
         }
         let slug = slug.trim_end_matches('-');
-        Self(if slug.is_empty() { "tenant".to_owned() } else { slug.to_owned() })
+        Self(if slug.is_empty() {
+            "tenant".to_owned()
+        } else {
+            slug.to_owned()
+        })
     }
 
     /// The slug with a suffix, to step around a taken one.
@@ -128,7 +136,10 @@ mod tests {
 
     #[test]
     fn slugs_are_lowercase_dashed_ascii() {
-        assert_eq!(Slug::from_name(&name("  Acme Widgets, Inc. ")).as_str(), "acme-widgets-inc");
+        assert_eq!(
+            Slug::from_name(&name("  Acme Widgets, Inc. ")).as_str(),
+            "acme-widgets-inc"
+        );
         assert_eq!(Slug::from_name(&name("Ünïcode")).as_str(), "n-code");
         assert_eq!(Slug::from_name(&name("日本")).as_str(), "tenant");
     }
@@ -141,8 +152,19 @@ mod tests {
 
     #[test]
     fn tenant_names_must_be_present_and_short() {
-        assert_eq!(TenantName::parse("name", "   ").unwrap_err().code, "required");
-        assert_eq!(TenantName::parse("name", &"x".repeat(101)).unwrap_err().code, "too_long");
-        assert_eq!(TenantName::parse("name", " Acme ").unwrap().as_str(), "Acme");
+        assert_eq!(
+            TenantName::parse("name", "   ").unwrap_err().code,
+            "required"
+        );
+        assert_eq!(
+            TenantName::parse("name", &"x".repeat(101))
+                .unwrap_err()
+                .code,
+            "too_long"
+        );
+        assert_eq!(
+            TenantName::parse("name", " Acme ").unwrap().as_str(),
+            "Acme"
+        );
     }
 }

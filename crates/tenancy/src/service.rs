@@ -16,7 +16,7 @@ use tenantry_kernel::{
 };
 
 use crate::entity::{membership, tenant};
-use crate::{Membership, Slug, Tenant, TenancyError, TenantName, TenantUpdate};
+use crate::{Membership, Slug, TenancyError, Tenant, TenantName, TenantUpdate};
 
 /// What other crates and the HTTP shell may ask of tenancy.
 #[async_trait::async_trait]
@@ -104,8 +104,8 @@ impl TenancyService for SeaTenancy {
                 Err(e) if is_unique_violation(&e) && attempt < SLUG_ATTEMPTS => {
                     sp.rollback().await?;
                     attempt += 1;
-                    let suffix = random_bytes::<3>()
-                        .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+                    let suffix =
+                        random_bytes::<3>().map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
                     slug = base.with_suffix(&hex(&suffix));
                 }
                 Err(e) => return Err(e.into()),
@@ -131,7 +131,10 @@ impl TenancyService for SeaTenancy {
                     Some(id.to_string()),
                     client,
                 )
-                .with_change(None, Some(json!({"name": tenant.name, "slug": tenant.slug}))),
+                .with_change(
+                    None,
+                    Some(json!({"name": tenant.name, "slug": tenant.slug})),
+                ),
             )
             .await?;
         Ok(tenant)

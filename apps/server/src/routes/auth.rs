@@ -18,7 +18,11 @@ pub struct RegisterRequest {
     #[schema(example = "ada@example.com")]
     pub email: String,
     /// 8 to 128 characters.
-    #[schema(example = "correct horse battery staple", min_length = 8, max_length = 128)]
+    #[schema(
+        example = "correct horse battery staple",
+        min_length = 8,
+        max_length = 128
+    )]
     pub password: String,
     /// The user's display name.
     #[schema(example = "Ada Lovelace", max_length = 100)]
@@ -73,7 +77,12 @@ pub struct TokenResponse {
 
 impl From<TokenPair> for TokenResponse {
     fn from(t: TokenPair) -> Self {
-        Self { access_token: t.access_token, refresh_token: t.refresh_token, token_type: "Bearer", expires_in: t.expires_in }
+        Self {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            token_type: "Bearer",
+            expires_in: t.expires_in,
+        }
     }
 }
 
@@ -121,7 +130,11 @@ pub struct VerifyEmailResponse {
         (status = 503, description = "Too many sign-ups at once (`overloaded`)", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 #[post("/auth/register")]
-pub async fn register(state: AppState, client: Client, body: web::Json<RegisterRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn register(
+    state: AppState,
+    client: Client,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let input = Registration::parse(&body.email, body.password, &body.name, &body.tenant_name)?;
     let done = state.identity.register(input, &client.0).await?;
@@ -150,7 +163,11 @@ pub async fn register(state: AppState, client: Client, body: web::Json<RegisterR
         (status = 503, description = "Too many sign-ins at once (`overloaded`), with Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 #[post("/auth/login")]
-pub async fn login(state: AppState, client: Client, body: web::Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn login(
+    state: AppState,
+    client: Client,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let input = Credentials::parse(&body.email, body.password, body.tenant_id.map(TenantId))?;
     let tokens = state.identity.login(input, &client.0).await?;
@@ -169,8 +186,15 @@ pub async fn login(state: AppState, client: Client, body: web::Json<LoginRequest
         (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 #[post("/auth/refresh")]
-pub async fn refresh(state: AppState, client: Client, body: web::Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
-    let tokens = state.identity.refresh(&body.refresh_token, &client.0).await?;
+pub async fn refresh(
+    state: AppState,
+    client: Client,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let tokens = state
+        .identity
+        .refresh(&body.refresh_token, &client.0)
+        .await?;
     Ok(HttpResponse::Ok().json(TokenResponse::from(tokens)))
 }
 
@@ -199,7 +223,15 @@ pub async fn logout(state: AppState, auth: Auth) -> Result<HttpResponse, ApiErro
         (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 #[post("/auth/verify-email")]
-pub async fn verify_email(state: AppState, client: Client, body: web::Json<VerifyEmailRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn verify_email(
+    state: AppState,
+    client: Client,
+    body: web::Json<VerifyEmailRequest>,
+) -> Result<HttpResponse, ApiError> {
     let done = state.identity.verify_email(&body.token, &client.0).await?;
-    Ok(HttpResponse::Ok().json(VerifyEmailResponse { user_id: done.user_id.0, email: done.email, verified_at: done.verified_at }))
+    Ok(HttpResponse::Ok().json(VerifyEmailResponse {
+        user_id: done.user_id.0,
+        email: done.email,
+        verified_at: done.verified_at,
+    }))
 }

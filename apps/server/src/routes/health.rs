@@ -24,7 +24,10 @@ pub struct Health {
     responses((status = 200, description = "The process is alive", body = Health)))]
 #[get("/health")]
 pub async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(Health { status: "ok", database: None })
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        database: None,
+    })
 }
 
 /// Readiness: the database answers a query.
@@ -36,15 +39,27 @@ pub async fn health() -> HttpResponse {
 #[get("/health/db")]
 pub async fn health_db(state: AppState) -> Result<HttpResponse, ApiError> {
     let backend = state.db.get_database_backend();
-    match state.db.execute_raw(Statement::from_string(backend, "SELECT 1")).await {
+    match state
+        .db
+        .execute_raw(Statement::from_string(backend, "SELECT 1"))
+        .await
+    {
         Ok(_) => Ok(HttpResponse::Ok().json(Health {
             status: "ok",
-            database: Some(if state.settings.is_sqlite() { "sqlite" } else { "postgres" }),
+            database: Some(if state.settings.is_sqlite() {
+                "sqlite"
+            } else {
+                "postgres"
+            }),
         })),
         Err(e) => {
             tracing::error!(error = %e, "readiness check failed");
-            Err(ApiError::new(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "Service unavailable")
-                .detail("the database does not answer"))
+            Err(ApiError::new(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "Service unavailable",
+            )
+            .detail("the database does not answer"))
         }
     }
 }

@@ -30,7 +30,15 @@ pub struct TenantResponse {
 
 impl From<Tenant> for TenantResponse {
     fn from(t: Tenant) -> Self {
-        Self { id: t.id.0, name: t.name, slug: t.slug, status: t.status, version: t.version, created_at: t.created_at, updated_at: t.updated_at }
+        Self {
+            id: t.id.0,
+            name: t.name,
+            slug: t.slug,
+            status: t.status,
+            version: t.version,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
     }
 }
 
@@ -44,7 +52,9 @@ pub struct UpdateTenantRequest {
 }
 
 fn respond(t: Tenant) -> HttpResponse {
-    HttpResponse::Ok().insert_header(etag(t.version)).json(TenantResponse::from(t))
+    HttpResponse::Ok()
+        .insert_header(etag(t.version))
+        .json(TenantResponse::from(t))
 }
 
 /// The tenant the access token acts in.
@@ -75,8 +85,19 @@ pub async fn get_current(state: AppState, auth: Auth) -> Result<HttpResponse, Ap
         (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 #[put("/tenants/current")]
-pub async fn update_current(state: AppState, auth: Auth, if_match: IfMatch, body: web::Json<UpdateTenantRequest>) -> Result<HttpResponse, ApiError> {
-    let name = TenantName::parse("name", &body.name).map_err(tenantry_kernel::ValidationErrors::from)?;
+pub async fn update_current(
+    state: AppState,
+    auth: Auth,
+    if_match: IfMatch,
+    body: web::Json<UpdateTenantRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let name =
+        TenantName::parse("name", &body.name).map_err(tenantry_kernel::ValidationErrors::from)?;
     let update = TenantUpdate { name: Some(name) };
-    Ok(respond(state.tenancy.update_current(&auth.0, update, if_match.0).await?))
+    Ok(respond(
+        state
+            .tenancy
+            .update_current(&auth.0, update, if_match.0)
+            .await?,
+    ))
 }

@@ -62,11 +62,18 @@ pub async fn me(state: AppState, auth: Auth) -> Result<HttpResponse, ApiError> {
         created_at: me.created_at,
         current_tenant: me.current_tenant.into(),
         role: me.role.as_str().to_owned(),
-        permissions: me.permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+        permissions: me
+            .permissions
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
         memberships: me
             .memberships
             .into_iter()
-            .map(|m| MembershipResponse { tenant: m.tenant.into(), role: m.role.as_str().to_owned() })
+            .map(|m| MembershipResponse {
+                tenant: m.tenant.into(),
+                role: m.role.as_str().to_owned(),
+            })
             .collect(),
     }))
 }
