@@ -3,6 +3,7 @@
 
 mod errors;
 mod helpers;
+mod jobs;
 mod openapi;
 mod sessions;
 mod tenants;

@@ -93,12 +93,30 @@ impl JobQueue {
         let task = TaskBuilder::new(job)
             .max_attempts(SendVerificationEmail::MAX_ATTEMPTS)
             .idempotency_key(key);
-        match self {
-            JobQueue::Sqlite(s) => s.clone().push_task(task.build()).await?,
-            JobQueue::Postgres(s) => s.clone().push_task(task.build()).await?,
+        let pushed: anyhow::Result<()> = match self {
+            JobQueue::Sqlite(s) => s.clone().push_task(task.build()).await.map_err(Into::into),
+            JobQueue::Postgres(s) => s.clone().push_task(task.build()).await.map_err(Into::into),
+        };
+        match pushed {
+            // Another relay (or this one, before a crash) queued it already.
+            Err(e) if already_queued(&e) => Ok(()),
+            other => other,
         }
-        Ok(())
     }
+}
+
+/// Whether a push failed only because a job with the same idempotency key exists.
+fn already_queued(e: &anyhow::Error) -> bool {
+    // The apalis errors wrap sqlx's transparently, so the sqlx error is not a link of the
+    // chain itself: look for the apalis error and inspect what it holds.
+    let unique = |db: &sea_orm::sqlx::Error| {
+        db.as_database_error()
+            .is_some_and(|d| d.is_unique_violation())
+    };
+    e.chain().any(|cause| {
+        matches!(cause.downcast_ref::<apalis_postgres::Error>(), Some(apalis_postgres::Error::Database(db)) if unique(db))
+            || matches!(cause.downcast_ref::<apalis_sqlite::Error>(), Some(apalis_sqlite::Error::Database(db)) if unique(db))
+    })
 }
 
 /// Hands every pending outbox event to the job queue; answers how many were dispatched.
