@@ -10,6 +10,5 @@ pub mod extract;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
-pub mod telemetry;
 
 pub use app::Application;

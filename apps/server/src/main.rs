@@ -2,7 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use tenantry_platform::Settings;
-use tenantry_server::{Application, openapi, telemetry};
+use tenantry_platform::telemetry;
+use tenantry_server::{Application, openapi};
 
 #[derive(Parser)]
 #[command(name = "tenantry", version, about = "Multi-tenant SaaS backend core")]

@@ -3,21 +3,12 @@
 
 use std::sync::Arc;
 
-use tenantry_platform::{Platform, Settings, jobs};
-use tracing_subscriber::EnvFilter;
+use tenantry_platform::{Platform, Settings, jobs, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if settings.log_format == "json" {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .json()
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    telemetry::init(&settings.log_format);
     let platform = Arc::new(Platform::build(settings).await?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

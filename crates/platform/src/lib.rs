@@ -13,6 +13,7 @@ pub mod keys;
 pub mod mailer;
 pub mod outbox;
 mod platform;
+pub mod telemetry;
 
 pub use config::{Mode, Settings};
 pub use platform::Platform;
