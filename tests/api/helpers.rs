@@ -30,20 +30,25 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-/// Runs a test body on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` is set.
+/// Runs a test body on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` is set; the
+/// optional `settings = |s| …` adjusts the server's settings first.
 #[macro_export]
 macro_rules! on_both_databases {
     ($name:ident) => {
+        $crate::on_both_databases!($name, settings = $crate::helpers::default_settings);
+    };
+    ($name:ident, settings = $tweak:expr) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_sqlite() {
-                let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await;
+                let app =
+                    $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite, $tweak).await;
                 super::$name(app.expect("sqlite is always available")).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_postgres() {
-                match $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
+                match $crate::helpers::spawn_app($crate::helpers::Backend::Postgres, $tweak).await {
                     Some(app) => super::$name(app).await,
                     None => eprintln!(
                         "SKIPPED {}::on_postgres: TEST_DATABASE_URL is not set",
@@ -73,15 +78,19 @@ async fn fresh_postgres() -> Option<String> {
     Some(format!("{prefix}/{name}"))
 }
 
-/// Starts the server on a fresh database; `None` when PostgreSQL is asked for but not configured.
-pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+/// Leaves the test settings as they are.
+pub fn default_settings(_: &mut Settings) {}
+
+/// Starts the server on a fresh database, with the test's own adjustments to the settings;
+/// `None` when PostgreSQL is asked for but not configured.
+pub async fn spawn_app(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match backend {
         Backend::Sqlite => format!("sqlite://{}/tenantry.db", dir.path().display()),
         Backend::Postgres => fresh_postgres().await?,
     };
     let mail = MailSink::start().await;
-    let settings = Settings {
+    let mut settings = Settings {
         bind: "127.0.0.1:0".into(),
         public_url: "http://tenantry.test".into(),
         database_url,
@@ -95,6 +104,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         http_workers: 2,
         ..Settings::default()
     };
+    tweak(&mut settings);
     let app = Application::build(settings).await.expect("server builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let platform = app.platform();

@@ -176,6 +176,47 @@ async fn unknown_email_and_wrong_password_answer_the_same(app: TestApp) {
 }
 on_both_databases!(unknown_email_and_wrong_password_answer_the_same);
 
+/// One hashing thread, one queue place and a short wait: a burst of logins is partly served
+/// and partly refused with 503, none waits past the bound, and the server recovers.
+async fn a_login_flood_is_shed_with_503_and_retry_after(app: TestApp) {
+    let account = app.register("flood@example.com", "Floodgate").await;
+    // Each check costs at least ~20 ms of one core, so 24 at once cannot all finish within the
+    // 200 ms a caller may wait.
+    let attempts = (0..24).map(|_| app.login(&account.email, &account.password));
+    let answers = futures::future::join_all(attempts).await;
+    let (mut served, mut shed) = (0, 0);
+    for res in answers {
+        match res.status() {
+            StatusCode::OK => served += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                let retry_after = res.headers().get("retry-after").cloned();
+                assert_problem(res, StatusCode::SERVICE_UNAVAILABLE, "overloaded").await;
+                assert!(retry_after.is_some(), "a shed login says when to retry");
+                shed += 1;
+            }
+            other => panic!("a login in the flood answered {other}"),
+        }
+    }
+    assert!(served >= 1, "the pool kept serving during the flood");
+    assert!(
+        shed >= 1,
+        "the excess was shed, not queued ({served} served)"
+    );
+    assert_eq!(
+        app.login(&account.email, &account.password).await.status(),
+        StatusCode::OK,
+        "after the flood a login is served again"
+    );
+}
+on_both_databases!(
+    a_login_flood_is_shed_with_503_and_retry_after,
+    settings = |s| {
+        s.hash_threads = 1;
+        s.hash_queue = 1;
+        s.hash_max_wait_ms = 200;
+    }
+);
+
 async fn a_duplicate_email_is_a_conflict(app: TestApp) {
     app.register("dup@example.com", "First").await;
     let res = app

@@ -18,5 +18,5 @@ pub use model::{
     Credentials, Email, Me, Password, PersonName, PurgeReport, Registered, Registration, TokenPair,
     VerificationMail, VerifiedEmail,
 };
-pub use password::PasswordHasher;
+pub use password::{Admission, HashPool, PasswordHasher};
 pub use service::{IdentityService, IdentitySettings, SeaIdentity, USER_REGISTERED};

@@ -195,6 +195,9 @@ impl IdentityService for SeaIdentity {
         input: Registration,
         client: &ClientMeta,
     ) -> Result<Registered, IdentityError> {
+        // A place in the hashing pool before anything else, so a flood is shed before it
+        // reaches the database.
+        let admission = self.hasher.admit().await?;
         // Cheap check first, so a taken address costs no hashing; the unique index below
         // settles races.
         let taken = user::Entity::find()
@@ -205,7 +208,7 @@ impl IdentityService for SeaIdentity {
         if taken {
             return Err(IdentityError::EmailTaken);
         }
-        let password_hash = self.hasher.hash(input.password.expose()).await?;
+        let password_hash = admission.hash(input.password.expose()).await?;
         let now = Utc::now();
         let user_id = UserId::new();
         let txn = begin_write(&self.db).await?;
@@ -276,18 +279,20 @@ impl IdentityService for SeaIdentity {
         input: Credentials,
         client: &ClientMeta,
     ) -> Result<TokenPair, IdentityError> {
+        // A place in the hashing pool before anything else, so a flood is shed before it
+        // reaches the database.
+        let admission = self.hasher.admit().await?;
         let found = user::Entity::find()
             .filter(user::Column::Email.eq(input.email.as_str()))
             .one(&self.db)
             .await?;
         let Some(account) = found else {
             // Same work as a wrong password, so timing does not reveal which addresses exist.
-            self.hasher.verify_dummy(&input.password).await?;
+            admission.verify_dummy(&input.password).await?;
             return Err(IdentityError::InvalidCredentials);
         };
         let user_id = UserId(account.id);
-        if !self
-            .hasher
+        if !admission
             .verify(&input.password, &account.password_hash)
             .await?
         {

@@ -60,8 +60,11 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Password-hashing threads (0: one per core).
     pub hash_threads: usize,
-    /// Password hashes allowed to wait before new ones are shed with 503.
+    /// Password checks allowed to wait for a hashing thread before new ones are shed with
+    /// 503 (0: eight per thread).
     pub hash_queue: usize,
+    /// The longest a password check may wait for a hashing thread before it is shed (ms).
+    pub hash_max_wait_ms: u64,
     /// Run the background workers inside the server process.
     pub embedded_worker: bool,
     /// Sender of outgoing email.
@@ -89,7 +92,8 @@ impl Default for Settings {
             cors_allowed_origins: Vec::new(),
             max_body_bytes: 256 * 1024,
             hash_threads: 0,
-            hash_queue: 64,
+            hash_queue: 0,
+            hash_max_wait_ms: 1000,
             embedded_worker: true,
             mail_from: "Tenantry <no-reply@tenantry.local>".into(),
             smtp: None,

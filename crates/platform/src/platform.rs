@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
 use tenantry_audit::SeaAuditSink;
 use tenantry_identity::{
-    IdentityService, IdentitySettings, PasswordHasher, SeaIdentity, TokenSigner,
+    HashPool, IdentityService, IdentitySettings, PasswordHasher, SeaIdentity, TokenSigner,
 };
 use tenantry_kernel::AuditSink;
 use tenantry_tenancy::{SeaTenancy, TenancyService};
@@ -62,7 +62,14 @@ impl Platform {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
-        let hasher = Arc::new(PasswordHasher::start(threads, settings.hash_queue)?);
+        let hasher = Arc::new(PasswordHasher::start(HashPool {
+            threads,
+            queue: match settings.hash_queue {
+                0 => threads * 8,
+                n => n,
+            },
+            max_wait: std::time::Duration::from_millis(settings.hash_max_wait_ms),
+        })?);
         let signer = Arc::new(TokenSigner::from_seed(
             &keys.signing_seed,
             &settings.public_url,
