@@ -7,13 +7,20 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, assert_problem};
 use crate::on_both_databases;
 
-/// The verification token from the link in a (possibly quoted-printable) email.
-fn token_from_email(raw: &str) -> String {
-    let message = if raw.contains("Content-Transfer-Encoding: quoted-printable") {
-        raw.replace("=\n", "").replace("=3D", "=")
+/// The text of a (possibly quoted-printable) email.
+fn decoded(raw: &str) -> String {
+    if raw.contains("Content-Transfer-Encoding: quoted-printable") {
+        raw.replace("=\r\n", "")
+            .replace("=\n", "")
+            .replace("=3D", "=")
     } else {
         raw.to_owned()
-    };
+    }
+}
+
+/// The verification token from the link in an email.
+fn token_from_email(raw: &str) -> String {
+    let message = decoded(raw);
     let start = message
         .find("token=")
         .expect("the email carries a link with a token")
@@ -37,6 +44,44 @@ async fn the_whole_session_lifecycle_works_over_http(app: TestApp) {
     );
     let token = token_from_email(&message);
     assert_eq!(token.len(), 43, "{message}");
+    // The link opens a page that changes nothing by itself; the token rides in the fragment,
+    // which browsers never send.
+    assert!(
+        decoded(&message).contains("http://tenantry.test/verify-email#token="),
+        "{message}"
+    );
+    let page = app
+        .client
+        .get(app.url("/verify-email"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    let script = html
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page loads its script");
+    let js = app.client.get(app.url(script)).send().await.unwrap();
+    assert_eq!(js.status(), StatusCode::OK);
+    assert!(
+        js.text()
+            .await
+            .unwrap()
+            .contains("/api/v1/auth/verify-email")
+    );
 
     let me: Value = app.me(&account.access_token).await.json().await.unwrap();
     assert_eq!(me["email_verified"], false);

@@ -151,8 +151,9 @@ async fn security_headers(
     set(h, "x-content-type-options", "nosniff");
     set(h, "x-frame-options", "DENY");
     set(h, "referrer-policy", "no-referrer");
-    if !docs {
-        // The API serves data, never pages: nothing may load or frame it.
+    if !docs && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        // The API serves data, not pages: nothing may load or frame it. (The few pages
+        // Tenantry serves set their own policy.)
         set(
             h,
             "content-security-policy",

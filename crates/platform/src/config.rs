@@ -40,6 +40,9 @@ pub struct Settings {
     /// Where clients reach this server; the `iss` of access tokens and the base of links in
     /// emails.
     pub public_url: String,
+    /// Where links in emails point: the product's front end, which serves `/verify-email`
+    /// (token in the URL fragment). Unset: `public_url`, where Tenantry serves a minimal page.
+    pub app_url: Option<String>,
     /// `sqlite://…` (embedded default) or `postgres://…`.
     pub database_url: String,
     /// Database pool size.
@@ -83,6 +86,7 @@ impl Default for Settings {
             mode: Mode::Embedded,
             bind: "127.0.0.1:8080".into(),
             public_url: "http://127.0.0.1:8080".into(),
+            app_url: None,
             database_url: "sqlite://./data/tenantry.db".into(),
             database_max_connections: 16,
             data_dir: PathBuf::from("./data"),
@@ -128,6 +132,15 @@ impl Settings {
             .merge(Toml::file(file))
             .merge(Env::raw().only(&["DATABASE_URL"]))
             .merge(Env::prefixed("TENANTRY_").split("__").ignore(&["CONFIG"]))
+    }
+
+    /// The base of links in emails, without a trailing slash.
+    #[must_use]
+    pub fn link_base(&self) -> &str {
+        self.app_url
+            .as_deref()
+            .unwrap_or(&self.public_url)
+            .trim_end_matches('/')
     }
 
     /// Whether the database is SQLite.

@@ -160,9 +160,11 @@ async fn send_verification(
         // Already verified (or the user is gone): nothing to send.
         return Ok(());
     };
+    // The token rides in the fragment: browsers never send it to a server, so it stays out
+    // of access logs and Referer headers.
     let link = format!(
-        "{}/verify-email?token={}",
-        platform.settings.public_url.trim_end_matches('/'),
+        "{}/verify-email#token={}",
+        platform.settings.link_base(),
         mail.token
     );
     let message = verification_email(&platform.settings.mail_from, &mail.name, &mail.email, &link)?;

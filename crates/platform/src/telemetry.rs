@@ -1,5 +1,7 @@
 //! Structured logs: `RUST_LOG` filters (default `info`), `log_format` picks `pretty` or `json`.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; later calls are no-ops.
@@ -15,6 +17,9 @@ pub fn init(format: &str) {
             .with_current_span(true)
             .try_init()
     } else {
-        builder.try_init()
+        // Colours only for a person at a terminal, not in files or log collectors.
+        builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init()
     };
 }

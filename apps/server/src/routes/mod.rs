@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod health;
+pub mod pages;
 pub mod tenants;
 pub mod users;
 pub mod well_known;
@@ -20,6 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::health)
         .service(health::health_db)
         .service(well_known::jwks)
+        .service(pages::verify_email)
+        .service(pages::verify_email_js)
         .service(
             web::scope("/api/v1")
                 .service(auth::register)

@@ -1,0 +1,29 @@
+//! The few pages Tenantry serves itself, for links in its emails when no product front end is
+//! configured (`app_url`). They are static, change nothing when opened, and act only through
+//! the public API.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, get};
+
+/// Scripts from this origin, requests to the API on this origin, nothing else.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+                        base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The page a verification email links to; it confirms the address with one button.
+#[get("/verify-email")]
+pub async fn verify_email() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
+        .body(include_str!("../pages/verify-email.html"))
+}
+
+/// The verification page's script.
+#[get("/pages/verify-email.js")]
+pub async fn verify_email_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../pages/verify-email.js"))
+}
