@@ -154,6 +154,15 @@ impl TestApp {
             .expect("request")
     }
 
+    pub async fn delete_authed(&self, path: &str, token: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn register(&self, email: &str, tenant_name: &str) -> Account {
         let password = "correct horse battery staple".to_owned();
         let res = self

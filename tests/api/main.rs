@@ -5,5 +5,6 @@ mod errors;
 mod helpers;
 mod jobs;
 mod openapi;
+mod session_management;
 mod sessions;
 mod tenants;

@@ -87,6 +87,8 @@ fn http_server(platform: Arc<Platform>, listener: TcpListener) -> anyhow::Result
         App::new()
             .app_data(data.clone())
             .app_data(extract::json_config(settings.max_body_bytes))
+            .app_data(extract::query_config())
+            .app_data(extract::path_config())
             .app_data(web::PayloadConfig::new(settings.max_body_bytes))
             .wrap(Condition::new(
                 !settings.cors_allowed_origins.is_empty(),

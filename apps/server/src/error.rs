@@ -303,6 +303,7 @@ impl From<IdentityError> for ApiError {
                 conflict("token_used", "the verification link was already used")
             }
             E::UserNotFound => ApiError::not_found().detail("user not found"),
+            E::SessionNotFound => ApiError::not_found().detail("session not found"),
             E::Forbidden(denied) => forbidden(&denied),
             E::Overloaded => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

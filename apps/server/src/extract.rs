@@ -8,8 +8,10 @@ use std::sync::Arc;
 use actix_web::error::JsonPayloadError;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
-use tenantry_kernel::{ClientMeta, RequestContext};
+use serde::Deserialize;
+use tenantry_kernel::{ClientMeta, PageRequest, RequestContext, ValidationErrors};
 use tenantry_platform::Platform;
+use utoipa::IntoParams;
 
 use crate::error::{ApiError, ProblemField};
 use crate::request_id::RequestId;
@@ -141,7 +143,7 @@ fn json_error(err: &JsonPayloadError) -> ApiError {
         )
         .detail(format!("the body exceeds {limit} bytes")),
         JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::validation(vec![data_error(e)])
+            ApiError::validation(vec![shape_error(&e.to_string(), "body")])
         }
         JsonPayloadError::Deserialize(e) => {
             ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed body").detail(
@@ -157,14 +159,51 @@ fn json_error(err: &JsonPayloadError) -> ApiError {
     }
 }
 
-/// Turns serde's message for a well-formed body of the wrong shape into a field error.
-fn data_error(e: &serde_json::Error) -> ProblemField {
-    let msg = e.to_string();
-    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+/// Which page of a list: `?limit=&cursor=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// The validated page request; a bad limit or cursor is a 422 naming it.
+    pub fn request(&self) -> Result<PageRequest, ValidationErrors> {
+        PageRequest::parse(self.limit, self.cursor.as_deref()).map_err(ValidationErrors)
+    }
+}
+
+/// Query-string settings: a malformed or unknown parameter is a 422 naming it.
+#[must_use]
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        let message = match &err {
+            actix_web::error::QueryPayloadError::Deserialize(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        ApiError::validation(vec![shape_error(&message, "query")]).into()
+    })
+}
+
+/// Path settings: a path segment that cannot be an id names nothing, so it is a 404.
+#[must_use]
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_err, _req| ApiError::not_found().into())
+}
+
+/// Turns serde's message for well-formed input of the wrong shape into a field error;
+/// `whole` names the input when no field can be named.
+fn shape_error(msg: &str, whole: &str) -> ProblemField {
+    let msg = msg.split(" at line ").next().unwrap_or(msg).to_owned();
     let quoted = |after: &str| {
         msg.split_once(after)
             .and_then(|(_, rest)| rest.split('`').nth(1))
-            .unwrap_or("body")
+            .unwrap_or(whole)
             .to_owned()
     };
     if msg.starts_with("unknown field") {
@@ -181,7 +220,7 @@ fn data_error(e: &serde_json::Error) -> ProblemField {
         }
     } else {
         ProblemField {
-            field: "body".into(),
+            field: whole.into(),
             code: "invalid_type".into(),
             message: msg,
         }

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, health, tenants, users, well_known};
+use crate::routes::{auth, health, sessions, tenants, users, well_known};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,8 @@ use crate::routes::{auth, health, tenants, users, well_known};
         auth::refresh,
         auth::logout,
         auth::verify_email,
+        sessions::list_sessions,
+        sessions::revoke_session,
         users::me,
         tenants::get_current,
         tenants::update_current,

@@ -45,6 +45,9 @@ pub enum IdentityError {
     /// The verification token was already used.
     #[error("the verification token was already used")]
     VerificationTokenUsed,
+    /// No live session of the caller's has that id (it may be another user's or tenant's).
+    #[error("session not found")]
+    SessionNotFound,
     /// The user no longer exists.
     #[error("user not found")]
     UserNotFound,

@@ -15,8 +15,8 @@ mod sessions;
 pub use error::IdentityError;
 pub use jwt::{AccessClaims, TokenSigner};
 pub use model::{
-    Credentials, Email, Me, Password, PersonName, PurgeReport, Registered, Registration, TokenPair,
-    VerificationMail, VerifiedEmail,
+    Credentials, Email, Me, Password, PersonName, PurgeReport, Registered, Registration,
+    SessionInfo, TokenPair, VerificationMail, VerifiedEmail,
 };
 pub use password::{Admission, HashPool, PasswordHasher};
 pub use service::{IdentityService, IdentitySettings, SeaIdentity, USER_REGISTERED};

@@ -2,7 +2,9 @@
 //! [`Email`] is always a plausible, normalised address and a [`Password`] always within bounds.
 
 use chrono::{DateTime, Utc};
-use tenantry_kernel::{FieldError, PermissionSet, Role, TenantId, UserId, ValidationErrors};
+use tenantry_kernel::{
+    FieldError, PermissionSet, Role, SessionId, TenantId, UserId, ValidationErrors,
+};
 use tenantry_tenancy::{Tenant, TenantName};
 
 /// An email address, trimmed and lowercased.
@@ -236,6 +238,25 @@ pub struct Me {
     pub permissions: PermissionSet,
     /// Every tenant they belong to.
     pub memberships: Vec<tenantry_tenancy::Membership>,
+}
+
+/// One of a user's live sessions (a signed-in device), as they see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session's id.
+    pub id: SessionId,
+    /// When the user signed in.
+    pub created_at: DateTime<Utc>,
+    /// When a token of this session was last refreshed.
+    pub last_used_at: DateTime<Utc>,
+    /// When the session ends unless revoked first.
+    pub expires_at: DateTime<Utc>,
+    /// The client address at sign-in.
+    pub ip: Option<String>,
+    /// The client's `User-Agent` at sign-in.
+    pub user_agent: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
 }
 
 /// A verification email to send: the raw token exists only here and in the email.

@@ -5,15 +5,15 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
 use tenantry_kernel::db::{begin_write, is_unique_violation};
 use tenantry_kernel::{
-    Actor, AuditEntry, AuditSink, ClientMeta, Event, Outbox, Principal, RequestContext, SessionId,
-    TenantId, UserId,
+    Actor, AuditEntry, AuditSink, ClientMeta, Event, Outbox, Page, PageRequest, Principal,
+    RequestContext, SessionId, TenantId, UserId,
 };
 use tenantry_tenancy::TenancyService;
 
@@ -21,7 +21,7 @@ use crate::entity::{email_verification, refresh_token, session, user};
 use crate::sessions::{self, is_live};
 use crate::{
     Credentials, IdentityError, Me, PasswordHasher, PurgeReport, Registered, Registration,
-    TokenPair, TokenSigner, VerificationMail, VerifiedEmail,
+    SessionInfo, TokenPair, TokenSigner, VerificationMail, VerifiedEmail,
 };
 
 /// Event written to the outbox when an account is created; it triggers the verification email.
@@ -74,6 +74,21 @@ pub trait IdentityService: Send + Sync {
 
     /// Ends the caller's session.
     async fn logout(&self, ctx: &RequestContext) -> Result<(), IdentityError>;
+
+    /// The caller's live sessions in the current tenant, newest first.
+    async fn list_sessions(
+        &self,
+        ctx: &RequestContext,
+        page: PageRequest,
+    ) -> Result<Page<SessionInfo>, IdentityError>;
+
+    /// Ends one of the caller's live sessions in the current tenant; any other id (another
+    /// user's, another tenant's, an ended one) is not found.
+    async fn revoke_session(
+        &self,
+        ctx: &RequestContext,
+        session: SessionId,
+    ) -> Result<(), IdentityError>;
 
     /// Consumes an email verification token.
     async fn verify_email(
@@ -164,23 +179,15 @@ impl SeaIdentity {
         client: &ClientMeta,
     ) -> Result<(), IdentityError> {
         let txn = begin_write(&self.db).await?;
-        let tenant = TenantId(s.tenant_id);
-        if sessions::revoke(&txn, tenant, SessionId(s.id), "refresh_token_reuse").await? {
-            self.audit
-                .record(
-                    &txn,
-                    AuditEntry::new(
-                        Some(tenant),
-                        Actor::User(UserId(s.user_id)),
-                        "session.revoked",
-                        "session",
-                        Some(s.id.to_string()),
-                        client,
-                    )
-                    .with_change(None, Some(json!({"reason": "refresh_token_reuse"}))),
-                )
-                .await?;
-        }
+        sessions::revoke_audited(
+            &txn,
+            self.audit.as_ref(),
+            TenantId(s.tenant_id),
+            SessionId(s.id),
+            (Actor::User(UserId(s.user_id)), client),
+            "refresh_token_reuse",
+        )
+        .await?;
         txn.commit().await?;
         tracing::warn!(session_id = %s.id, "refresh token reuse: session revoked");
         Ok(())
@@ -421,21 +428,86 @@ impl IdentityService for SeaIdentity {
             return Ok(());
         };
         let txn = begin_write(&self.db).await?;
-        if sessions::revoke(&txn, ctx.tenant_id, session_id, "logout").await? {
-            self.audit
-                .record(
-                    &txn,
-                    AuditEntry::new(
-                        Some(ctx.tenant_id),
-                        ctx.actor(),
-                        "session.revoked",
-                        "session",
-                        Some(session_id.to_string()),
-                        &ctx.client,
-                    )
-                    .with_change(None, Some(json!({"reason": "logout"}))),
-                )
-                .await?;
+        sessions::revoke_audited(
+            &txn,
+            self.audit.as_ref(),
+            ctx.tenant_id,
+            session_id,
+            (ctx.actor(), &ctx.client),
+            "logout",
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn list_sessions(
+        &self,
+        ctx: &RequestContext,
+        page: PageRequest,
+    ) -> Result<Page<SessionInfo>, IdentityError> {
+        let Principal::User {
+            user_id,
+            session_id: current,
+        } = ctx.principal
+        else {
+            return Err(IdentityError::UserNotFound);
+        };
+        let now = Utc::now();
+        let mut query = session::Entity::find()
+            .filter(session::Column::TenantId.eq(ctx.tenant_id.0))
+            .filter(session::Column::UserId.eq(user_id.0))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now));
+        if let Some(before) = page.before {
+            query = query.filter(session::Column::Id.lt(before));
+        }
+        let rows = query
+            .order_by_desc(session::Column::Id)
+            .limit(page.fetch())
+            .all(&self.db)
+            .await?;
+        Ok(Page::from_rows(rows, &page, |s| s.id).map(|s| SessionInfo {
+            id: SessionId(s.id),
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
+            ip: s.ip,
+            user_agent: s.user_agent,
+            current: s.id == current.0,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn revoke_session(
+        &self,
+        ctx: &RequestContext,
+        target: SessionId,
+    ) -> Result<(), IdentityError> {
+        let Some(user_id) = ctx.user_id() else {
+            return Err(IdentityError::SessionNotFound);
+        };
+        let txn = begin_write(&self.db).await?;
+        // Only the caller's own sessions in this tenant are visible; everything else is
+        // indistinguishable from an id that never existed.
+        let owned = session::Entity::find_by_id(target.0)
+            .filter(session::Column::TenantId.eq(ctx.tenant_id.0))
+            .filter(session::Column::UserId.eq(user_id.0))
+            .one(&txn)
+            .await?
+            .is_some_and(|s| is_live(&s, Utc::now()));
+        let revoked = owned
+            && sessions::revoke_audited(
+                &txn,
+                self.audit.as_ref(),
+                ctx.tenant_id,
+                target,
+                (ctx.actor(), &ctx.client),
+                "revoked_by_user",
+            )
+            .await?;
+        if !revoked {
+            return Err(IdentityError::SessionNotFound);
         }
         txn.commit().await?;
         Ok(())

@@ -6,9 +6,13 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    Set,
+};
+use serde_json::json;
 use tenantry_kernel::crypto::new_token;
-use tenantry_kernel::{ClientMeta, SessionId, TenantId, UserId};
+use tenantry_kernel::{Actor, AuditEntry, AuditSink, ClientMeta, SessionId, TenantId, UserId};
 
 use crate::IdentityError;
 use crate::entity::{refresh_token, session};
@@ -80,6 +84,37 @@ pub(crate) async fn revoke<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Revokes a live session and records who ended it and why, in `txn`; answers whether this
+/// call revoked it (false: it had already ended).
+pub(crate) async fn revoke_audited(
+    txn: &DatabaseTransaction,
+    audit: &dyn AuditSink,
+    tenant: TenantId,
+    session: SessionId,
+    by: (Actor, &ClientMeta),
+    reason: &str,
+) -> Result<bool, IdentityError> {
+    if !revoke(txn, tenant, session, reason).await? {
+        return Ok(false);
+    }
+    let (actor, client) = by;
+    audit
+        .record(
+            txn,
+            AuditEntry::new(
+                Some(tenant),
+                actor,
+                "session.revoked",
+                "session",
+                Some(session.to_string()),
+                client,
+            )
+            .with_change(None, Some(json!({"reason": reason}))),
+        )
+        .await?;
+    Ok(true)
 }
 
 /// Marks a refresh token rotated, unless someone else already did; answers whether we won.

@@ -11,6 +11,7 @@ pub mod db;
 pub mod event;
 pub mod id;
 pub mod outbox;
+pub mod page;
 pub mod permission;
 pub mod validation;
 
@@ -19,5 +20,6 @@ pub use context::{AccessDenied, Actor, ClientMeta, Principal, RequestContext};
 pub use event::Event;
 pub use id::{SessionId, TenantId, UserId};
 pub use outbox::Outbox;
+pub use page::{Page, PageRequest};
 pub use permission::{Permission, PermissionSet, Role};
 pub use validation::{FieldError, ValidationErrors};

@@ -56,7 +56,7 @@ pub struct RefreshRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyEmailRequest {
-    /// The `token` query parameter of the link.
+    /// The `token` from the link in the email (`…/verify-email#token=…`).
     pub token: String,
 }
 

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod health;
 pub mod pages;
+pub mod sessions;
 pub mod tenants;
 pub mod users;
 pub mod well_known;
@@ -30,6 +31,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(auth::refresh)
                 .service(auth::logout)
                 .service(auth::verify_email)
+                .service(sessions::list_sessions)
+                .service(sessions::revoke_session)
                 .service(users::me)
                 .service(tenants::get_current)
                 .service(tenants::update_current),
