@@ -19,7 +19,7 @@ fn decoded(raw: &str) -> String {
 }
 
 /// The verification token from the link in an email.
-fn token_from_email(raw: &str) -> String {
+pub(crate) fn token_from_email(raw: &str) -> String {
     let message = decoded(raw);
     let start = message
         .find("token=")
