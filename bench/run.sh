@@ -98,8 +98,10 @@ echo "   $HEALTH"
 echo "== GET /api/v1/users/me (16 connections)"
 ME=$(wrk_run me 16 "$SECONDS_PER_RUN" /api/v1/users/me BENCH_TOKEN="$TOKEN")
 echo "   $ME"
-echo "== POST /api/v1/auth/login ($((CORES * 2)) connections)"
-LOGIN=$(wrk_run login $((CORES * 2)) "$SECONDS_PER_RUN" /api/v1/auth/login BENCH_BODY="$LOGIN_BODY")
+# Four connections per core keep every hashing thread busy: a login also spends time outside
+# the hash (database, signing, the round trip), during which its connection queues nothing.
+echo "== POST /api/v1/auth/login ($((CORES * 4)) connections)"
+LOGIN=$(wrk_run login $((CORES * 4)) "$SECONDS_PER_RUN" /api/v1/auth/login BENCH_BODY="$LOGIN_BODY")
 echo "   $LOGIN"
 
 echo "== GET /api/v1/users/me (4 connections) alone"
@@ -117,6 +119,15 @@ echo "   /users/me: $ME_FLOOD"
 echo "   flood:     $FLOOD"
 
 PEAK_HWM=$(kb_of "$SERVER_PID" VmHWM)
+kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=""
+
+# Measured again after the server has stopped; the higher of the two is the baseline, so a
+# noisy neighbour during the first measurement cannot flatter the login ratio.
+echo "== offline argon2id rate again"
+HASH_LINE2=$("$HASHRATE" "$SECONDS_PER_RUN" "$CORES")
+echo "   $HASH_LINE2"
+HASH_RATE=$(awk -v a="$HASH_RATE" -v b="$(field hashes_per_sec "$HASH_LINE2")" 'BEGIN { print (a > b) ? a : b }')
 
 for line in "$HEALTH" "$ME" "$LOGIN" "$ME_ALONE" "$ME_FLOOD"; do
   if [ "$(field other "$line")" != 0 ] || [ "$(field errors "$line")" != 0 ]; then
@@ -140,7 +151,7 @@ cat <<REPORT
 |-------------------------------|------:|--------:|-------:|-------:|
 | GET /health                   |    16 | $(field req_per_sec "$HEALTH") | $(field p50_ms "$HEALTH") | $(field p99_ms "$HEALTH") |
 | GET /api/v1/users/me          |    16 | $(field req_per_sec "$ME") | $(field p50_ms "$ME") | $(field p99_ms "$ME") |
-| POST /api/v1/auth/login       | $((CORES * 2)) | $(field ok_per_sec "$LOGIN") | $(field p50_ms "$LOGIN") | $(field p99_ms "$LOGIN") |
+| POST /api/v1/auth/login       | $((CORES * 4)) | $(field ok_per_sec "$LOGIN") | $(field p50_ms "$LOGIN") | $(field p99_ms "$LOGIN") |
 | GET /api/v1/users/me alone    |     4 | $(field req_per_sec "$ME_ALONE") | $(field p50_ms "$ME_ALONE") | $(field p99_ms "$ME_ALONE") |
 | GET /api/v1/users/me in flood |     4 | $(field req_per_sec "$ME_FLOOD") | $(field p50_ms "$ME_FLOOD") | $(field p99_ms "$ME_FLOOD") |
 
@@ -148,7 +159,7 @@ login flood (256 conns): $(field ok "$FLOOD") logins served, $(field shed "$FLOO
 
 | measure                                   | value                | target  | verdict |
 |-------------------------------------------|----------------------|---------|---------|
-| offline argon2id verifications/s          | $HASH_RATE           |         |         |
+| offline argon2id verifications/s (best of 2) | $HASH_RATE        |         |         |
 | login/s ÷ offline rate                    | $LOGIN_RATIO         | ≥ 0.8   | $(verdict "$LOGIN_RATIO" ">=" 0.8) |
 | /users/me p99 in flood ÷ p99 alone        | $P99_RATIO ($P99_FLOOD / $P99_ALONE ms) | ≤ 3     | $(verdict "$P99_RATIO" "<=" 3) |
 | RSS idle (peak since start)               | $(mb "$IDLE_HWM") MB (now $(mb "$IDLE_RSS") MB) | ≤ 50 MB | $(verdict "$(mb "$IDLE_HWM")" "<=" 50) |
