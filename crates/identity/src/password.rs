@@ -4,8 +4,9 @@
 //! of CPU per call, so it never runs on the async threads. A fixed set of OS threads — one per
 //! core — takes jobs from a bounded queue:
 //!
-//! * the threads run at the lowest scheduling priority (nice 19), so a flood of logins uses
-//!   every idle cycle but yields the CPU to ordinary requests the moment they need it;
+//! * the threads run at the lowest scheduling priority (`SCHED_IDLE` on Linux), so a flood of
+//!   logins uses every idle cycle but yields the CPU to ordinary requests the moment they need
+//!   it;
 //! * a caller is admitted ([`PasswordHasher::admit`]) *before* it does any other work, such as
 //!   looking the account up, into a fixed number of places (one per thread plus a short
 //!   queue). A caller finding every place taken waits, holding nothing but a timer, until one
@@ -307,13 +308,32 @@ pub fn verify_with(scratch: &mut Scratch, password: &[u8], phc: &str) -> bool {
         && tenantry_kernel::crypto::constant_time_eq(&out, expected.as_bytes())
 }
 
-fn worker(rx: &Mutex<Receiver<Job>>) {
-    // Lowest priority: hashing soaks up idle CPU and yields to request handling.
-    if let Err(e) =
-        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
-    {
+/// Lowest priority: hashing soaks up idle CPU and yields to request handling. On Linux the
+/// thread runs under `SCHED_IDLE`, so a request thread that wakes preempts it at once;
+/// elsewhere it takes the lowest ordinary priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    let lowered = {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        )
+    };
+    #[cfg(not(target_os = "linux"))]
+    let lowered =
+        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+    if let Err(e) = lowered {
         tracing::debug!(error = ?e, "could not lower the hashing thread's priority");
     }
+}
+
+fn worker(rx: &Mutex<Receiver<Job>>) {
+    lower_priority();
     let mut scratch = Scratch::default();
     loop {
         let job = match rx.lock() {
