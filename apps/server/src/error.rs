@@ -304,6 +304,11 @@ impl From<IdentityError> for ApiError {
             }
             E::UserNotFound => ApiError::not_found().detail("user not found"),
             E::SessionNotFound => ApiError::not_found().detail("session not found"),
+            E::WrongPassword => ApiError::new(StatusCode::FORBIDDEN, "wrong_password", "Forbidden")
+                .detail("the current password is wrong"),
+            E::AlreadyVerified => {
+                conflict("already_verified", "the email address is already verified")
+            }
             E::Forbidden(denied) => forbidden(&denied),
             E::Overloaded => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

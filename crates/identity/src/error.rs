@@ -48,6 +48,12 @@ pub enum IdentityError {
     /// No live session of the caller's has that id (it may be another user's or tenant's).
     #[error("session not found")]
     SessionNotFound,
+    /// The current password given to confirm a change is wrong.
+    #[error("the current password is wrong")]
+    WrongPassword,
+    /// The address is already verified; there is nothing to send.
+    #[error("the email address is already verified")]
+    AlreadyVerified,
     /// The user no longer exists.
     #[error("user not found")]
     UserNotFound,

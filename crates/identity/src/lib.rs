@@ -19,4 +19,6 @@ pub use model::{
     SessionInfo, TokenPair, VerificationMail, VerifiedEmail,
 };
 pub use password::{Admission, HashPool, PasswordHasher};
-pub use service::{IdentityService, IdentitySettings, SeaIdentity, USER_REGISTERED};
+pub use service::{
+    IdentityService, IdentitySettings, SeaIdentity, USER_REGISTERED, VERIFICATION_REQUESTED,
+};

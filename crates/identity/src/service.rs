@@ -20,12 +20,14 @@ use tenantry_tenancy::TenancyService;
 use crate::entity::{email_verification, refresh_token, session, user};
 use crate::sessions::{self, is_live};
 use crate::{
-    Credentials, IdentityError, Me, PasswordHasher, PurgeReport, Registered, Registration,
-    SessionInfo, TokenPair, TokenSigner, VerificationMail, VerifiedEmail,
+    Credentials, IdentityError, Me, Password, PasswordHasher, PurgeReport, Registered,
+    Registration, SessionInfo, TokenPair, TokenSigner, VerificationMail, VerifiedEmail,
 };
 
 /// Event written to the outbox when an account is created; it triggers the verification email.
 pub const USER_REGISTERED: &str = "user.registered";
+/// Event written when a user asks for a new verification email.
+pub const VERIFICATION_REQUESTED: &str = "user.verification_requested";
 
 /// Lifetimes identity works with.
 #[derive(Clone, Debug)]
@@ -89,6 +91,22 @@ pub trait IdentityService: Send + Sync {
         ctx: &RequestContext,
         session: SessionId,
     ) -> Result<(), IdentityError>;
+
+    /// Ends every session of the caller, in every tenant, this one included; answers how
+    /// many ended.
+    async fn logout_all(&self, ctx: &RequestContext) -> Result<u64, IdentityError>;
+
+    /// Replaces the caller's password after checking the current one, and ends every other
+    /// session of theirs.
+    async fn change_password(
+        &self,
+        ctx: &RequestContext,
+        current: &str,
+        new: Password,
+    ) -> Result<(), IdentityError>;
+
+    /// Sends the caller a new verification email, unless their address is already verified.
+    async fn resend_verification(&self, ctx: &RequestContext) -> Result<(), IdentityError>;
 
     /// Consumes an email verification token.
     async fn verify_email(
@@ -192,6 +210,18 @@ impl SeaIdentity {
         tracing::warn!(session_id = %s.id, "refresh token reuse: session revoked");
         Ok(())
     }
+}
+
+/// An audit entry for something the caller did to their own account, outside any tenant.
+fn account_event(ctx: &RequestContext, user_id: UserId, action: &'static str) -> AuditEntry {
+    AuditEntry::new(
+        None,
+        ctx.actor(),
+        action,
+        "user",
+        Some(user_id.to_string()),
+        &ctx.client,
+    )
 }
 
 #[async_trait::async_trait]
@@ -510,6 +540,105 @@ impl IdentityService for SeaIdentity {
             return Err(IdentityError::SessionNotFound);
         }
         txn.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn logout_all(&self, ctx: &RequestContext) -> Result<u64, IdentityError> {
+        let user_id = ctx.user_id().ok_or(IdentityError::UserNotFound)?;
+        let txn = begin_write(&self.db).await?;
+        let ended = sessions::revoke_all_of_user(&txn, user_id, None, "logout_all").await?;
+        self.audit
+            .record(
+                &txn,
+                account_event(ctx, user_id, "user.sessions_revoked").with_change(
+                    None,
+                    Some(json!({"reason": "logout_all", "sessions": ended})),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(ended)
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn change_password(
+        &self,
+        ctx: &RequestContext,
+        current: &str,
+        new: Password,
+    ) -> Result<(), IdentityError> {
+        let Principal::User {
+            user_id,
+            session_id,
+        } = ctx.principal
+        else {
+            return Err(IdentityError::UserNotFound);
+        };
+        let checking = self.hasher.admit().await?;
+        let account = user::Entity::find_by_id(user_id.0)
+            .one(&self.db)
+            .await?
+            .ok_or(IdentityError::UserNotFound)?;
+        if !checking.verify(current, &account.password_hash).await? {
+            return Err(IdentityError::WrongPassword);
+        }
+        let password_hash = self.hasher.hash(new.expose()).await?;
+        let now = Utc::now();
+        let txn = begin_write(&self.db).await?;
+        // Guarded by the version read above: a concurrent change of the same account wins
+        // once, the other retries against the new password.
+        let updated = user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+            .col_expr(user::Column::Version, Expr::value(account.version + 1))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(user_id.0))
+            .filter(user::Column::Version.eq(account.version))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Err(IdentityError::WrongPassword);
+        }
+        let ended =
+            sessions::revoke_all_of_user(&txn, user_id, Some(session_id), "password_changed")
+                .await?;
+        self.audit
+            .record(
+                &txn,
+                account_event(ctx, user_id, "user.password_changed")
+                    .with_change(None, Some(json!({"other_sessions_ended": ended}))),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn resend_verification(&self, ctx: &RequestContext) -> Result<(), IdentityError> {
+        let user_id = ctx.user_id().ok_or(IdentityError::UserNotFound)?;
+        let account = user::Entity::find_by_id(user_id.0)
+            .one(&self.db)
+            .await?
+            .ok_or(IdentityError::UserNotFound)?;
+        if account.email_verified_at.is_some() {
+            return Err(IdentityError::AlreadyVerified);
+        }
+        let txn = begin_write(&self.db).await?;
+        self.audit
+            .record(&txn, account_event(ctx, user_id, VERIFICATION_REQUESTED))
+            .await?;
+        self.outbox
+            .put(
+                &txn,
+                Event::new(
+                    VERIFICATION_REQUESTED,
+                    Some(ctx.tenant_id),
+                    json!({"user_id": user_id, "email": account.email}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        self.outbox.wake();
         Ok(())
     }
 

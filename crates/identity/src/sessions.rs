@@ -117,6 +117,24 @@ pub(crate) async fn revoke_audited(
     Ok(true)
 }
 
+/// Revokes every live session of `user`, in every tenant, except `keep`; answers how many.
+pub(crate) async fn revoke_all_of_user<C: ConnectionTrait>(
+    conn: &C,
+    user: UserId,
+    keep: Option<SessionId>,
+    reason: &str,
+) -> Result<u64, IdentityError> {
+    let mut update = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason))
+        .filter(session::Column::UserId.eq(user.0))
+        .filter(session::Column::RevokedAt.is_null());
+    if let Some(keep) = keep {
+        update = update.filter(session::Column::Id.ne(keep.0));
+    }
+    Ok(update.exec(conn).await?.rows_affected)
+}
+
 /// Marks a refresh token rotated, unless someone else already did; answers whether we won.
 pub(crate) async fn mark_rotated<C: ConnectionTrait>(
     conn: &C,

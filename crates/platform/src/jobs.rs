@@ -21,7 +21,7 @@ use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
-use tenantry_identity::USER_REGISTERED;
+use tenantry_identity::{USER_REGISTERED, VERIFICATION_REQUESTED};
 use tenantry_kernel::{Event, UserId};
 
 use crate::Platform;
@@ -137,7 +137,7 @@ pub async fn relay_once(db: &DatabaseConnection, queue: &JobQueue) -> anyhow::Re
 
 async fn dispatch(queue: &JobQueue, event: &Event) -> anyhow::Result<()> {
     match event.event_type.as_str() {
-        USER_REGISTERED => {
+        USER_REGISTERED | VERIFICATION_REQUESTED => {
             let user_id: UserId = serde_json::from_value(event.data["user_id"].clone())?;
             queue
                 .push_verification(SendVerificationEmail { user_id }, &event.id.to_string())

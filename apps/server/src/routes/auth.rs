@@ -2,8 +2,8 @@
 
 use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
-use tenantry_identity::{Credentials, Registration, TokenPair};
-use tenantry_kernel::TenantId;
+use tenantry_identity::{Credentials, Password, Registration, TokenPair};
+use tenantry_kernel::{TenantId, ValidationErrors};
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -58,6 +58,17 @@ pub struct RefreshRequest {
 pub struct VerifyEmailRequest {
     /// The `token` from the link in the email (`…/verify-email#token=…`).
     pub token: String,
+}
+
+/// A password change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    /// The password in use now.
+    pub current_password: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
+    pub new_password: String,
 }
 
 /// Tokens for a session.
@@ -234,4 +245,59 @@ pub async fn verify_email(
         email: done.email,
         verified_at: done.verified_at,
     }))
+}
+
+/// Ends every session of the caller, on every device and in every tenant, this one included.
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", operation_id = "logout_all_sessions",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out everywhere"),
+        (status = 401, description = "Missing or invalid access token", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/auth/logout-all")]
+pub async fn logout_all(state: AppState, auth: Auth) -> Result<HttpResponse, ApiError> {
+    state.identity.logout_all(&auth.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Changes the caller's password. Every other session ends; this one stays signed in.
+#[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", operation_id = "change_password",
+    security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Password changed"),
+        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid access token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The current password is wrong (`wrong_password`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "New password too short or too long", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks at once (`overloaded`), with Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/auth/change-password")]
+pub async fn change_password(
+    state: AppState,
+    auth: Auth,
+    body: web::Json<ChangePasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let new = Password::parse("new_password", body.new_password).map_err(ValidationErrors::from)?;
+    state
+        .identity
+        .change_password(&auth.0, &body.current_password, new)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Sends the caller a new verification email (through the job queue).
+#[utoipa::path(post, path = "/api/v1/auth/resend-verification", tag = "auth", operation_id = "resend_verification",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "A new verification email is on its way"),
+        (status = 401, description = "Missing or invalid access token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The address is already verified (`already_verified`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/auth/resend-verification")]
+pub async fn resend_verification(state: AppState, auth: Auth) -> Result<HttpResponse, ApiError> {
+    state.identity.resend_verification(&auth.0).await?;
+    Ok(HttpResponse::Accepted().finish())
 }
