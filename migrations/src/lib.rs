@@ -6,7 +6,9 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod helpers;
 mod m20261121_000001_core;
+mod m20261121_000002_password_resets;
 
 /// Applies Tenantry's migrations in order.
 #[derive(Debug)]
@@ -15,6 +17,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_core::Migration)]
+        vec![
+            Box::new(m20261121_000001_core::Migration),
+            Box::new(m20261121_000002_password_resets::Migration),
+        ]
     }
 }

@@ -4,6 +4,8 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
+use crate::helpers::{fk, index, unique_index};
+
 /// The first migration: the identity and tenancy core.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -237,43 +239,6 @@ impl MigrationTrait for Migration {
         }
         Ok(())
     }
-}
-
-fn fk(
-    name: &str,
-    from: &'static str,
-    col: &'static str,
-    to: &'static str,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(from, col)
-        .to(to, "id")
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
-}
-
-async fn index(m: &SchemaManager<'_>, name: &str, table: &str, cols: &[&str]) -> Result<(), DbErr> {
-    let mut stmt = Index::create();
-    stmt.name(name).table(table.to_owned());
-    for c in cols {
-        stmt.col((*c).to_owned());
-    }
-    m.create_index(stmt.to_owned()).await
-}
-
-async fn unique_index(
-    m: &SchemaManager<'_>,
-    name: &str,
-    table: &str,
-    cols: &[&str],
-) -> Result<(), DbErr> {
-    let mut stmt = Index::create();
-    stmt.name(name).table(table.to_owned()).unique();
-    for c in cols {
-        stmt.col((*c).to_owned());
-    }
-    m.create_index(stmt.to_owned()).await
 }
 
 /// Makes `table` refuse UPDATE and DELETE at the database, whoever connects.

@@ -141,3 +141,151 @@ async fn a_new_verification_link_can_be_asked_for_until_the_address_is_verified(
     assert_problem(res, StatusCode::CONFLICT, "already_verified").await;
 }
 on_both_databases!(a_new_verification_link_can_be_asked_for_until_the_address_is_verified);
+
+async fn reset_tokens_in_database(app: &TestApp) -> i64 {
+    use sea_orm::ConnectionTrait as _;
+    let row = app
+        .platform
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.platform.db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM password_reset_tokens",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+async fn ask_for_reset(app: &TestApp, email: &str) -> String {
+    let res = app
+        .post_json("/api/v1/auth/forgot-password", &json!({"email": email}))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    app.run_pending_jobs().await;
+    let message = app.mail.next_message().await;
+    assert!(
+        message.contains("Subject: Reset your password"),
+        "{message}"
+    );
+    assert!(
+        crate::sessions::decoded(&message).contains("http://tenantry.test/reset-password#token="),
+        "{message}"
+    );
+    token_from_email(&message)
+}
+
+async fn reset(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
+    app.post_json(
+        "/api/v1/auth/reset-password",
+        &json!({"token": token, "new_password": password}),
+    )
+    .await
+}
+
+async fn a_forgotten_password_is_reset_through_the_emailed_link(app: TestApp) {
+    let account = app.register("forgetful@example.com", "Forgetful").await;
+    app.run_pending_jobs().await;
+    app.mail.next_message().await; // the verification email
+    let elsewhere = tokens(&app, &account.email, &account.password).await;
+
+    // Unknown addresses get the same answer, and no token is made for them.
+    let res = app
+        .post_json(
+            "/api/v1/auth/forgot-password",
+            &json!({"email": "nobody@example.com"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let bad = app
+        .post_json(
+            "/api/v1/auth/forgot-password",
+            &json!({"email": "not an address"}),
+        )
+        .await;
+    assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let earlier = ask_for_reset(&app, &account.email).await;
+    let token = ask_for_reset(&app, &account.email).await;
+    assert_eq!(
+        reset_tokens_in_database(&app).await,
+        2,
+        "one per request for the real account"
+    );
+
+    let page = app
+        .client
+        .get(app.url("/reset-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+
+    // A password that breaks the rules is refused and spends nothing.
+    let short = reset(&app, &token, "short").await;
+    let body = assert_problem(short, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "new_password");
+    assert_eq!(
+        reset(&app, &token, "the new secret").await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    // Every session ended; only the new password works; the link and its older sibling are spent.
+    for access in [
+        account.access_token.as_str(),
+        elsewhere["access_token"].as_str().unwrap(),
+    ] {
+        assert_problem(
+            app.me(access).await,
+            StatusCode::UNAUTHORIZED,
+            "session_ended",
+        )
+        .await;
+    }
+    assert_problem(
+        app.login(&account.email, &account.password).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    tokens(&app, &account.email, "the new secret").await;
+    assert_problem(
+        reset(&app, &token, "another secret").await,
+        StatusCode::CONFLICT,
+        "token_used",
+    )
+    .await;
+    assert_problem(
+        reset(&app, &earlier, "another secret").await,
+        StatusCode::CONFLICT,
+        "token_used",
+    )
+    .await;
+    assert_problem(
+        reset(&app, "not-a-token", "another secret").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_token",
+    )
+    .await;
+}
+on_both_databases!(a_forgotten_password_is_reset_through_the_emailed_link);
+
+async fn an_expired_reset_link_is_gone(app: TestApp) {
+    use sea_orm::ConnectionTrait as _;
+    let account = app.register("late@example.com", "Late").await;
+    app.run_pending_jobs().await;
+    app.mail.next_message().await; // the verification email
+    let token = ask_for_reset(&app, &account.email).await;
+    app.platform
+        .db
+        .execute_unprepared("UPDATE password_reset_tokens SET expires_at = created_at")
+        .await
+        .unwrap();
+    assert_problem(
+        reset(&app, &token, "too late now").await,
+        StatusCode::GONE,
+        "token_expired",
+    )
+    .await;
+    tokens(&app, &account.email, &account.password).await;
+}
+on_both_databases!(an_expired_reset_link_is_gone);

@@ -8,7 +8,7 @@ use crate::helpers::{TestApp, assert_problem};
 use crate::on_both_databases;
 
 /// The text of a (possibly quoted-printable) email.
-fn decoded(raw: &str) -> String {
+pub(crate) fn decoded(raw: &str) -> String {
     if raw.contains("Content-Transfer-Encoding: quoted-printable") {
         raw.replace("=\r\n", "")
             .replace("=\n", "")

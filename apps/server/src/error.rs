@@ -302,6 +302,15 @@ impl From<IdentityError> for ApiError {
             E::VerificationTokenUsed => {
                 conflict("token_used", "the verification link was already used")
             }
+            E::InvalidResetToken => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", "Invalid token")
+                    .detail("the password-reset token is not valid")
+            }
+            E::ResetTokenExpired => {
+                ApiError::new(StatusCode::GONE, "token_expired", "Token expired")
+                    .detail("the password-reset link has expired; request a new one")
+            }
+            E::ResetTokenUsed => conflict("token_used", "the password-reset link was already used"),
             E::UserNotFound => ApiError::not_found().detail("user not found"),
             E::SessionNotFound => ApiError::not_found().detail("session not found"),
             E::WrongPassword => ApiError::new(StatusCode::FORBIDDEN, "wrong_password", "Forbidden")

@@ -27,6 +27,8 @@ use crate::routes::{auth, health, sessions, tenants, users, well_known};
         auth::logout_all,
         auth::change_password,
         auth::resend_verification,
+        auth::forgot_password,
+        auth::reset_password,
         sessions::list_sessions,
         sessions::revoke_session,
         users::me,

@@ -48,6 +48,15 @@ pub enum IdentityError {
     /// No live session of the caller's has that id (it may be another user's or tenant's).
     #[error("session not found")]
     SessionNotFound,
+    /// The password-reset token is unknown.
+    #[error("invalid password-reset token")]
+    InvalidResetToken,
+    /// The password-reset token expired.
+    #[error("the password-reset token has expired")]
+    ResetTokenExpired,
+    /// The password-reset token was already used (or a later reset made it void).
+    #[error("the password-reset token was already used")]
+    ResetTokenUsed,
     /// The current password given to confirm a change is wrong.
     #[error("the current password is wrong")]
     WrongPassword,

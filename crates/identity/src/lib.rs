@@ -16,9 +16,10 @@ pub use error::IdentityError;
 pub use jwt::{AccessClaims, TokenSigner};
 pub use model::{
     Credentials, Email, Me, Password, PersonName, PurgeReport, Registered, Registration,
-    SessionInfo, TokenPair, VerificationMail, VerifiedEmail,
+    SessionInfo, TokenMail, TokenPair, VerifiedEmail,
 };
 pub use password::{Admission, HashPool, PasswordHasher};
 pub use service::{
-    IdentityService, IdentitySettings, SeaIdentity, USER_REGISTERED, VERIFICATION_REQUESTED,
+    IdentityService, IdentitySettings, PASSWORD_RESET_REQUESTED, SeaIdentity, USER_REGISTERED,
+    VERIFICATION_REQUESTED,
 };

@@ -259,9 +259,10 @@ pub struct SessionInfo {
     pub current: bool,
 }
 
-/// A verification email to send: the raw token exists only here and in the email.
+/// An email carrying a single-use token (verification, password reset): the raw token exists
+/// only here and in the email.
 #[derive(Clone)]
-pub struct VerificationMail {
+pub struct TokenMail {
     /// The recipient.
     pub email: String,
     /// Their display name.
@@ -270,9 +271,9 @@ pub struct VerificationMail {
     pub token: String,
 }
 
-impl std::fmt::Debug for VerificationMail {
+impl std::fmt::Debug for TokenMail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerificationMail")
+        f.debug_struct("TokenMail")
             .field("email", &self.email)
             .finish_non_exhaustive()
     }
@@ -296,6 +297,8 @@ pub struct PurgeReport {
     pub sessions: u64,
     /// Expired or used verification tokens.
     pub verification_tokens: u64,
+    /// Expired or used password-reset tokens.
+    pub password_reset_tokens: u64,
 }
 
 #[cfg(test)]

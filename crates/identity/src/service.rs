@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -13,21 +13,24 @@ use tenantry_kernel::crypto::{new_token, token_hash};
 use tenantry_kernel::db::{begin_write, is_unique_violation};
 use tenantry_kernel::{
     Actor, AuditEntry, AuditSink, ClientMeta, Event, Outbox, Page, PageRequest, Principal,
-    RequestContext, SessionId, TenantId, UserId,
+    RequestContext, SessionId, TenantId, UserId, ValidationErrors,
 };
 use tenantry_tenancy::TenancyService;
 
-use crate::entity::{email_verification, refresh_token, session, user};
+use crate::entity::{email_verification, password_reset, refresh_token, session, user};
 use crate::sessions::{self, is_live};
 use crate::{
-    Credentials, IdentityError, Me, Password, PasswordHasher, PurgeReport, Registered,
-    Registration, SessionInfo, TokenPair, TokenSigner, VerificationMail, VerifiedEmail,
+    Credentials, Email, IdentityError, Me, Password, PasswordHasher, PurgeReport, Registered,
+    Registration, SessionInfo, TokenMail, TokenPair, TokenSigner, VerifiedEmail,
 };
 
 /// Event written to the outbox when an account is created; it triggers the verification email.
 pub const USER_REGISTERED: &str = "user.registered";
 /// Event written when a user asks for a new verification email.
 pub const VERIFICATION_REQUESTED: &str = "user.verification_requested";
+/// Event written when someone asks to reset the password of an address; the job sends the
+/// link if an account uses it.
+pub const PASSWORD_RESET_REQUESTED: &str = "user.password_reset_requested";
 
 /// Lifetimes identity works with.
 #[derive(Clone, Debug)]
@@ -36,6 +39,8 @@ pub struct IdentitySettings {
     pub session_ttl: Duration,
     /// How long an email verification link stays valid.
     pub verification_ttl: Duration,
+    /// How long a password-reset link stays valid.
+    pub password_reset_ttl: Duration,
     /// How long ended sessions are kept (for the sessions list and forensics) before purge.
     pub session_retention: Duration,
 }
@@ -45,6 +50,7 @@ impl Default for IdentitySettings {
         Self {
             session_ttl: Duration::days(30),
             verification_ttl: Duration::hours(24),
+            password_reset_ttl: Duration::hours(1),
             session_retention: Duration::days(7),
         }
     }
@@ -108,6 +114,25 @@ pub trait IdentityService: Send + Sync {
     /// Sends the caller a new verification email, unless their address is already verified.
     async fn resend_verification(&self, ctx: &RequestContext) -> Result<(), IdentityError>;
 
+    /// Asks for a password-reset link for `email`. Answers the same whether or not an account
+    /// uses the address; the email goes out through the outbox and the job queue.
+    async fn request_password_reset(
+        &self,
+        email: &str,
+        client: &ClientMeta,
+    ) -> Result<(), IdentityError>;
+
+    /// Creates a password-reset token for the account using `email`, if there is one.
+    async fn issue_password_reset(&self, email: &str) -> Result<Option<TokenMail>, IdentityError>;
+
+    /// Sets a new password with a reset token; every session of the account ends.
+    async fn reset_password(
+        &self,
+        token: &str,
+        new: Password,
+        client: &ClientMeta,
+    ) -> Result<(), IdentityError>;
+
     /// Consumes an email verification token.
     async fn verify_email(
         &self,
@@ -129,7 +154,7 @@ pub trait IdentityService: Send + Sync {
     async fn issue_email_verification(
         &self,
         user: UserId,
-    ) -> Result<Option<VerificationMail>, IdentityError>;
+    ) -> Result<Option<TokenMail>, IdentityError>;
 
     /// Deletes expired sessions, long-ended sessions and spent verification tokens.
     async fn purge_expired(&self) -> Result<PurgeReport, IdentityError>;
@@ -643,6 +668,131 @@ impl IdentityService for SeaIdentity {
     }
 
     #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn request_password_reset(
+        &self,
+        email: &str,
+        client: &ClientMeta,
+    ) -> Result<(), IdentityError> {
+        let email = Email::parse("email", email).map_err(ValidationErrors::from)?;
+        // The same write whether or not the address has an account, so neither the answer
+        // nor its timing tells; the job decides.
+        let txn = begin_write(&self.db).await?;
+        self.outbox
+            .put(
+                &txn,
+                Event::new(
+                    PASSWORD_RESET_REQUESTED,
+                    None,
+                    json!({"email": email.as_str(), "ip": client.ip}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn issue_password_reset(&self, email: &str) -> Result<Option<TokenMail>, IdentityError> {
+        let Some(account) = user::Entity::find()
+            .filter(user::Column::Email.eq(email))
+            .filter(user::Column::Status.eq("active"))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (raw, hash) = new_token()?;
+        let now = Utc::now();
+        password_reset::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            user_id: Set(account.id),
+            token_hash: Set(hash),
+            created_at: Set(now),
+            expires_at: Set(now + self.settings.password_reset_ttl),
+            used_at: Set(None),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(Some(TokenMail {
+            email: account.email,
+            name: account.name,
+            token: raw,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn reset_password(
+        &self,
+        presented: &str,
+        new: Password,
+        client: &ClientMeta,
+    ) -> Result<(), IdentityError> {
+        let admission = self.hasher.admit().await?;
+        let now = Utc::now();
+        let Some(token) = password_reset::Entity::find()
+            .filter(password_reset::Column::TokenHash.eq(token_hash(presented)))
+            .one(&self.db)
+            .await?
+        else {
+            return Err(IdentityError::InvalidResetToken);
+        };
+        if token.used_at.is_some() {
+            return Err(IdentityError::ResetTokenUsed);
+        }
+        if token.expires_at <= now {
+            return Err(IdentityError::ResetTokenExpired);
+        }
+        let password_hash = admission.hash(new.expose()).await?;
+        let user_id = UserId(token.user_id);
+        let txn = begin_write(&self.db).await?;
+        // Claims this token once (of two concurrent resets with it, one wins), then voids
+        // every other outstanding one of the account.
+        let claimed = password_reset::Entity::update_many()
+            .col_expr(password_reset::Column::UsedAt, Expr::value(now))
+            .filter(password_reset::Column::Id.eq(token.id))
+            .filter(password_reset::Column::UsedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if claimed.rows_affected != 1 {
+            return Err(IdentityError::ResetTokenUsed);
+        }
+        password_reset::Entity::update_many()
+            .col_expr(password_reset::Column::UsedAt, Expr::value(now))
+            .filter(password_reset::Column::UserId.eq(user_id.0))
+            .filter(password_reset::Column::UsedAt.is_null())
+            .exec(&txn)
+            .await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+            .col_expr(
+                user::Column::Version,
+                Expr::col(user::Column::Version).add(1),
+            )
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(user_id.0))
+            .exec(&txn)
+            .await?;
+        let ended = sessions::revoke_all_of_user(&txn, user_id, None, "password_reset").await?;
+        self.audit
+            .record(
+                &txn,
+                AuditEntry::new(
+                    None,
+                    Actor::User(user_id),
+                    "user.password_reset",
+                    "user",
+                    Some(user_id.to_string()),
+                    client,
+                )
+                .with_change(None, Some(json!({"sessions_ended": ended}))),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn verify_email(
         &self,
         presented: &str,
@@ -772,7 +922,7 @@ impl IdentityService for SeaIdentity {
     async fn issue_email_verification(
         &self,
         user: UserId,
-    ) -> Result<Option<VerificationMail>, IdentityError> {
+    ) -> Result<Option<TokenMail>, IdentityError> {
         let Some(account) = user::Entity::find_by_id(user.0).one(&self.db).await? else {
             return Ok(None);
         };
@@ -792,7 +942,7 @@ impl IdentityService for SeaIdentity {
         }
         .insert(&self.db)
         .await?;
-        Ok(Some(VerificationMail {
+        Ok(Some(TokenMail {
             email: account.email,
             name: account.name,
             token: raw,
@@ -822,10 +972,20 @@ impl IdentityService for SeaIdentity {
             .exec(&txn)
             .await?
             .rows_affected;
+        let password_reset_tokens = password_reset::Entity::delete_many()
+            .filter(
+                Condition::any()
+                    .add(password_reset::Column::ExpiresAt.lt(now))
+                    .add(password_reset::Column::UsedAt.is_not_null()),
+            )
+            .exec(&txn)
+            .await?
+            .rows_affected;
         txn.commit().await?;
         Ok(PurgeReport {
             sessions,
             verification_tokens,
+            password_reset_tokens,
         })
     }
 

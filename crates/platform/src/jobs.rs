@@ -3,7 +3,8 @@
 //!
 //! | job | trigger | retries |
 //! |---|---|---|
-//! | [`SendVerificationEmail`] | outbox event `user.registered` | 6 attempts, exponential backoff 2 s → 5 min |
+//! | [`EmailJob::Verification`] | outbox events `user.registered`, `user.verification_requested` | 6 attempts, exponential backoff 2 s → 5 min |
+//! | [`EmailJob::PasswordReset`] | outbox event `user.password_reset_requested` | the same |
 //! | cleanup | cron, every 15 minutes | next tick |
 //!
 //! [`run`] starts the outbox relay and every worker; the server calls it in embedded mode,
@@ -21,21 +22,31 @@ use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
-use tenantry_identity::{USER_REGISTERED, VERIFICATION_REQUESTED};
+use tenantry_identity::{PASSWORD_RESET_REQUESTED, USER_REGISTERED, VERIFICATION_REQUESTED};
 use tenantry_kernel::{Event, UserId};
 
 use crate::Platform;
-use crate::mailer::verification_email;
+use crate::mailer::{password_reset_email, verification_email};
 use crate::outbox::SqlOutbox;
 
-/// Sends the address-verification email to a new user.
+/// An email to send, named by its purpose; the worker builds it from current data (a token is
+/// created only when the email is actually sent).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SendVerificationEmail {
-    /// The user to verify.
-    pub user_id: UserId,
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EmailJob {
+    /// The address-verification email.
+    Verification {
+        /// The user to verify.
+        user_id: UserId,
+    },
+    /// A password-reset link, if an active account uses `email`.
+    PasswordReset {
+        /// The address the reset was asked for.
+        email: String,
+    },
 }
 
-impl SendVerificationEmail {
+impl EmailJob {
     /// Attempts before the job is given up.
     pub const MAX_ATTEMPTS: usize = 6;
 }
@@ -44,9 +55,9 @@ impl SendVerificationEmail {
 #[derive(Clone)]
 pub enum JobQueue {
     /// apalis-sqlite, in the embedded database file.
-    Sqlite(SqliteStorage<SendVerificationEmail>),
+    Sqlite(SqliteStorage<EmailJob>),
     /// apalis-postgres.
-    Postgres(PostgresStorage<SendVerificationEmail>),
+    Postgres(PostgresStorage<EmailJob>),
 }
 
 impl std::fmt::Debug for JobQueue {
@@ -84,14 +95,10 @@ impl JobQueue {
         }
     }
 
-    /// Queues a verification email once per `key` (the outbox event id).
-    pub async fn push_verification(
-        &self,
-        job: SendVerificationEmail,
-        key: &str,
-    ) -> anyhow::Result<()> {
+    /// Queues an email once per `key` (the outbox event id).
+    pub async fn push_email(&self, job: EmailJob, key: &str) -> anyhow::Result<()> {
         let task = TaskBuilder::new(job)
-            .max_attempts(SendVerificationEmail::MAX_ATTEMPTS)
+            .max_attempts(EmailJob::MAX_ATTEMPTS)
             .idempotency_key(key);
         let pushed: anyhow::Result<()> = match self {
             JobQueue::Sqlite(s) => s.clone().push_task(task.build()).await.map_err(Into::into),
@@ -140,7 +147,13 @@ async fn dispatch(queue: &JobQueue, event: &Event) -> anyhow::Result<()> {
         USER_REGISTERED | VERIFICATION_REQUESTED => {
             let user_id: UserId = serde_json::from_value(event.data["user_id"].clone())?;
             queue
-                .push_verification(SendVerificationEmail { user_id }, &event.id.to_string())
+                .push_email(EmailJob::Verification { user_id }, &event.id.to_string())
+                .await
+        }
+        PASSWORD_RESET_REQUESTED => {
+            let email: String = serde_json::from_value(event.data["email"].clone())?;
+            queue
+                .push_email(EmailJob::PasswordReset { email }, &event.id.to_string())
                 .await
         }
         // Events without a consumer yet are simply marked delivered.
@@ -148,28 +161,39 @@ async fn dispatch(queue: &JobQueue, event: &Event) -> anyhow::Result<()> {
     }
 }
 
-async fn send_verification(
-    job: SendVerificationEmail,
-    platform: Data<Arc<Platform>>,
-) -> Result<(), BoxDynError> {
-    let Some(mail) = platform
-        .identity
-        .issue_email_verification(job.user_id)
-        .await?
-    else {
-        // Already verified (or the user is gone): nothing to send.
-        return Ok(());
-    };
-    // The token rides in the fragment: browsers never send it to a server, so it stays out
-    // of access logs and Referer headers.
-    let link = format!(
-        "{}/verify-email#token={}",
-        platform.settings.link_base(),
-        mail.token
-    );
-    let message = verification_email(&platform.settings.mail_from, &mail.name, &mail.email, &link)?;
-    platform.mailer.send(message).await?;
-    tracing::info!(user_id = %job.user_id, "verification email sent");
+async fn send_email(job: EmailJob, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
+    // Tokens ride in the link's fragment: browsers never send it to a server, so it stays
+    // out of access logs and Referer headers.
+    let link =
+        |page: &str, token: &str| format!("{}/{page}#token={token}", platform.settings.link_base());
+    let from = &platform.settings.mail_from;
+    match job {
+        EmailJob::Verification { user_id } => {
+            let Some(mail) = platform.identity.issue_email_verification(user_id).await? else {
+                // Already verified (or the user is gone): nothing to send.
+                return Ok(());
+            };
+            let url = link("verify-email", &mail.token);
+            platform
+                .mailer
+                .send(verification_email(from, &mail.name, &mail.email, &url)?)
+                .await?;
+            tracing::info!(user_id = %user_id, "verification email sent");
+        }
+        EmailJob::PasswordReset { email } => {
+            let Some(mail) = platform.identity.issue_password_reset(&email).await? else {
+                // No active account uses the address: nothing is sent, and the caller was
+                // told nothing either way.
+                return Ok(());
+            };
+            let url = link("reset-password", &mail.token);
+            platform
+                .mailer
+                .send(password_reset_email(from, &mail.name, &mail.email, &url)?)
+                .await?;
+            tracing::info!("password-reset email sent");
+        }
+    }
     Ok(())
 }
 
@@ -178,6 +202,7 @@ async fn cleanup(_tick: Tick, platform: Data<Arc<Platform>>) -> Result<(), BoxDy
     tracing::info!(
         sessions = report.sessions,
         verification_tokens = report.verification_tokens,
+        password_reset_tokens = report.password_reset_tokens,
         "cleanup done"
     );
     Ok(())
@@ -219,8 +244,7 @@ pub async fn run(
         let _ = rx.changed().await;
         Ok::<(), std::io::Error>(())
     };
-    let policy =
-        RetryPolicy::retries(SendVerificationEmail::MAX_ATTEMPTS - 1).with_backoff(backoff()?);
+    let policy = RetryPolicy::retries(EmailJob::MAX_ATTEMPTS - 1).with_backoff(backoff()?);
     let cleanup_worker = WorkerBuilder::new("tenantry-cleanup")
         .backend(CronScheduler::new(cron::Schedule::from_str(
             "0 */15 * * * *",
@@ -234,7 +258,7 @@ pub async fn run(
                     .backend(s)
                     .retry(policy)
                     .data(Arc::clone(&platform))
-                    .build(send_verification)
+                    .build(send_email)
                     .run_until(stop(shutdown.clone()))
                     .await
             }
@@ -243,7 +267,7 @@ pub async fn run(
                     .backend(s)
                     .retry(policy)
                     .data(Arc::clone(&platform))
-                    .build(send_verification)
+                    .build(send_email)
                     .run_until(stop(shutdown.clone()))
                     .await
             }

@@ -79,18 +79,53 @@ pub fn verification_email(
     to_email: &str,
     link: &str,
 ) -> Result<Message, MailError> {
-    let bad = |e: lettre::address::AddressError| MailError::Config(e.to_string());
-    let from: Mailbox = from.parse().map_err(bad)?;
-    let to = Mailbox::new(Some(to_name.to_owned()), to_email.parse().map_err(bad)?);
-    Message::builder()
-        .from(from)
-        .to(to)
-        .subject("Confirm your email address")
-        .header(ContentType::TEXT_PLAIN)
-        .body(format!(
+    plain_email(
+        from,
+        (to_name, to_email),
+        "Confirm your email address",
+        format!(
             "Hello {to_name},\n\nplease confirm your email address by opening this link:\n\n{link}\n\n\
              The link is valid for 24 hours and works once. If you did not create an account, \
              ignore this email.\n"
-        ))
+        ),
+    )
+}
+
+/// The password-reset email, with its single-use link.
+pub fn password_reset_email(
+    from: &str,
+    to_name: &str,
+    to_email: &str,
+    link: &str,
+) -> Result<Message, MailError> {
+    plain_email(
+        from,
+        (to_name, to_email),
+        "Reset your password",
+        format!(
+            "Hello {to_name},\n\nsomeone asked to reset the password of your account. To choose a \
+             new one, open this link:\n\n{link}\n\nThe link is valid for one hour and works \
+             once; using it signs you out everywhere. If you did not ask, ignore this email: \
+             your password stays as it is.\n"
+        ),
+    )
+}
+
+/// A plain-text email from `from` to `(name, address)`.
+fn plain_email(
+    from: &str,
+    to: (&str, &str),
+    subject: &str,
+    body: String,
+) -> Result<Message, MailError> {
+    let bad = |e: lettre::address::AddressError| MailError::Config(e.to_string());
+    let from: Mailbox = from.parse().map_err(bad)?;
+    let to = Mailbox::new(Some(to.0.to_owned()), to.1.parse().map_err(bad)?);
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
         .map_err(|e| MailError::Config(e.to_string()))
 }

@@ -60,6 +60,26 @@ pub struct VerifyEmailRequest {
     pub token: String,
 }
 
+/// An address to send a password-reset link to.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordRequest {
+    /// The account's email address.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+}
+
+/// A new password, with the token from the reset email.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    /// The `token` from the link in the email (`…/reset-password#token=…`).
+    pub token: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
+    pub new_password: String,
+}
+
 /// A password change.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -300,4 +320,55 @@ pub async fn change_password(
 pub async fn resend_verification(state: AppState, auth: Auth) -> Result<HttpResponse, ApiError> {
     state.identity.resend_verification(&auth.0).await?;
     Ok(HttpResponse::Accepted().finish())
+}
+
+/// Sends a password-reset link to the address if an account uses it. The answer is the same
+/// either way, so it reveals nothing about which addresses have accounts.
+#[utoipa::path(post, path = "/api/v1/auth/forgot-password", tag = "auth", operation_id = "request_password_reset",
+    request_body = ForgotPasswordRequest,
+    responses(
+        (status = 202, description = "If an account uses the address, a reset link is on its way"),
+        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an email address", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/auth/forgot-password")]
+pub async fn forgot_password(
+    state: AppState,
+    client: Client,
+    body: web::Json<ForgotPasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .identity
+        .request_password_reset(&body.email, &client.0)
+        .await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// Sets a new password with the token from the reset email. The token works once, for one
+/// hour; every session of the account ends.
+#[utoipa::path(post, path = "/api/v1/auth/reset-password", tag = "auth", operation_id = "reset_password",
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 204, description = "Password set; every session ended"),
+        (status = 400, description = "Unknown token (`invalid_token`) or malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Token already used (`token_used`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Token expired (`token_expired`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "New password too short or too long", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks at once (`overloaded`), with Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/auth/reset-password")]
+pub async fn reset_password(
+    state: AppState,
+    client: Client,
+    body: web::Json<ResetPasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let new = Password::parse("new_password", body.new_password).map_err(ValidationErrors::from)?;
+    state
+        .identity
+        .reset_password(&body.token, new, &client.0)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

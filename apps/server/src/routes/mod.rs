@@ -24,6 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(well_known::jwks)
         .service(pages::verify_email)
         .service(pages::verify_email_js)
+        .service(pages::reset_password)
+        .service(pages::reset_password_js)
         .service(
             web::scope("/api/v1")
                 .service(auth::register)
@@ -34,6 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(auth::logout_all)
                 .service(auth::change_password)
                 .service(auth::resend_verification)
+                .service(auth::forgot_password)
+                .service(auth::reset_password)
                 .service(sessions::list_sessions)
                 .service(sessions::revoke_session)
                 .service(users::me)

@@ -27,3 +27,22 @@ pub async fn verify_email_js() -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(include_str!("../pages/verify-email.js"))
 }
+
+/// The page a password-reset email links to; it sets the new password.
+#[get("/reset-password")]
+pub async fn reset_password() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
+        .body(include_str!("../pages/reset-password.html"))
+}
+
+/// The reset page's script.
+#[get("/pages/reset-password.js")]
+pub async fn reset_password_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../pages/reset-password.js"))
+}

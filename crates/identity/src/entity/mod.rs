@@ -1,6 +1,7 @@
 //! SeaORM entities for the tables identity owns.
 
 pub mod email_verification;
+pub mod password_reset;
 pub mod refresh_token;
 pub mod session;
 pub mod user;
