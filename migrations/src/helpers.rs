@@ -24,12 +24,7 @@ pub(crate) async fn index(
     table: &str,
     cols: &[&str],
 ) -> Result<(), DbErr> {
-    let mut stmt = Index::create();
-    stmt.name(name).table(table.to_owned());
-    for c in cols {
-        stmt.col((*c).to_owned());
-    }
-    m.create_index(stmt.to_owned()).await
+    create_index(m, name, table, cols, false).await
 }
 
 /// A named unique index over `cols`.
@@ -39,8 +34,21 @@ pub(crate) async fn unique_index(
     table: &str,
     cols: &[&str],
 ) -> Result<(), DbErr> {
+    create_index(m, name, table, cols, true).await
+}
+
+async fn create_index(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: &str,
+    cols: &[&str],
+    unique: bool,
+) -> Result<(), DbErr> {
     let mut stmt = Index::create();
-    stmt.name(name).table(table.to_owned()).unique();
+    stmt.name(name).table(table.to_owned());
+    if unique {
+        stmt.unique();
+    }
     for c in cols {
         stmt.col((*c).to_owned());
     }

@@ -291,26 +291,17 @@ impl From<IdentityError> for ApiError {
             }
             E::NotAMember => ApiError::new(StatusCode::FORBIDDEN, "not_a_member", "Forbidden")
                 .detail("not a member of that tenant"),
-            E::InvalidVerificationToken => {
+            E::InvalidToken(kind) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", "Invalid token")
-                    .detail("the verification token is not valid")
+                    .detail(format!("the {kind} token is not valid"))
             }
-            E::VerificationTokenExpired => {
+            E::TokenExpired(kind) => {
                 ApiError::new(StatusCode::GONE, "token_expired", "Token expired")
-                    .detail("the verification link has expired; request a new one")
+                    .detail(format!("the {kind} link has expired; request a new one"))
             }
-            E::VerificationTokenUsed => {
-                conflict("token_used", "the verification link was already used")
+            E::TokenUsed(kind) => {
+                conflict("token_used", &format!("the {kind} link was already used"))
             }
-            E::InvalidResetToken => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", "Invalid token")
-                    .detail("the password-reset token is not valid")
-            }
-            E::ResetTokenExpired => {
-                ApiError::new(StatusCode::GONE, "token_expired", "Token expired")
-                    .detail("the password-reset link has expired; request a new one")
-            }
-            E::ResetTokenUsed => conflict("token_used", "the password-reset link was already used"),
             E::UserNotFound => ApiError::not_found().detail("user not found"),
             E::SessionNotFound => ApiError::not_found().detail("session not found"),
             E::WrongPassword => ApiError::new(StatusCode::FORBIDDEN, "wrong_password", "Forbidden")

@@ -6,6 +6,24 @@ use tenantry_tenancy::TenancyError;
 
 use crate::password::HashError;
 
+/// What a single-use token sent by email is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Confirms an email address.
+    Verification,
+    /// Sets a new password.
+    PasswordReset,
+}
+
+impl std::fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenKind::Verification => "verification",
+            TokenKind::PasswordReset => "password-reset",
+        })
+    }
+}
+
 /// An identity command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -36,27 +54,18 @@ pub enum IdentityError {
     /// The user is not a member of the tenant asked for.
     #[error("not a member of that tenant")]
     NotAMember,
-    /// The verification token is unknown.
-    #[error("invalid verification token")]
-    InvalidVerificationToken,
-    /// The verification token expired.
-    #[error("the verification token has expired")]
-    VerificationTokenExpired,
-    /// The verification token was already used.
-    #[error("the verification token was already used")]
-    VerificationTokenUsed,
+    /// A single-use token (from an email link) is unknown.
+    #[error("invalid {0} token")]
+    InvalidToken(TokenKind),
+    /// A single-use token expired.
+    #[error("the {0} token has expired")]
+    TokenExpired(TokenKind),
+    /// A single-use token was already used (or, for password resets, a later reset voided it).
+    #[error("the {0} token was already used")]
+    TokenUsed(TokenKind),
     /// No live session of the caller's has that id (it may be another user's or tenant's).
     #[error("session not found")]
     SessionNotFound,
-    /// The password-reset token is unknown.
-    #[error("invalid password-reset token")]
-    InvalidResetToken,
-    /// The password-reset token expired.
-    #[error("the password-reset token has expired")]
-    ResetTokenExpired,
-    /// The password-reset token was already used (or a later reset made it void).
-    #[error("the password-reset token was already used")]
-    ResetTokenUsed,
     /// The current password given to confirm a change is wrong.
     #[error("the current password is wrong")]
     WrongPassword,

@@ -12,7 +12,7 @@ pub mod password;
 mod service;
 mod sessions;
 
-pub use error::IdentityError;
+pub use error::{IdentityError, TokenKind};
 pub use jwt::{AccessClaims, TokenSigner};
 pub use model::{
     Credentials, Email, Me, Password, PersonName, PurgeReport, Registered, Registration,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
@@ -21,7 +21,7 @@ use crate::entity::{email_verification, password_reset, refresh_token, session, 
 use crate::sessions::{self, is_live};
 use crate::{
     Credentials, Email, IdentityError, Me, Password, PasswordHasher, PurgeReport, Registered,
-    Registration, SessionInfo, TokenMail, TokenPair, TokenSigner, VerifiedEmail,
+    Registration, SessionInfo, TokenKind, TokenMail, TokenPair, TokenSigner, VerifiedEmail,
 };
 
 /// Event written to the outbox when an account is created; it triggers the verification email.
@@ -235,6 +235,22 @@ impl SeaIdentity {
         tracing::warn!(session_id = %s.id, "refresh token reuse: session revoked");
         Ok(())
     }
+}
+
+/// Refuses a single-use token that was already used or has expired at `now`.
+fn check_usable(
+    used_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    kind: TokenKind,
+) -> Result<(), IdentityError> {
+    if used_at.is_some() {
+        return Err(IdentityError::TokenUsed(kind));
+    }
+    if expires_at <= now {
+        return Err(IdentityError::TokenExpired(kind));
+    }
+    Ok(())
 }
 
 /// An audit entry for something the caller did to their own account, outside any tenant.
@@ -735,14 +751,14 @@ impl IdentityService for SeaIdentity {
             .one(&self.db)
             .await?
         else {
-            return Err(IdentityError::InvalidResetToken);
+            return Err(IdentityError::InvalidToken(TokenKind::PasswordReset));
         };
-        if token.used_at.is_some() {
-            return Err(IdentityError::ResetTokenUsed);
-        }
-        if token.expires_at <= now {
-            return Err(IdentityError::ResetTokenExpired);
-        }
+        check_usable(
+            token.used_at,
+            token.expires_at,
+            now,
+            TokenKind::PasswordReset,
+        )?;
         let password_hash = admission.hash(new.expose()).await?;
         let user_id = UserId(token.user_id);
         let txn = begin_write(&self.db).await?;
@@ -755,7 +771,7 @@ impl IdentityService for SeaIdentity {
             .exec(&txn)
             .await?;
         if claimed.rows_affected != 1 {
-            return Err(IdentityError::ResetTokenUsed);
+            return Err(IdentityError::TokenUsed(TokenKind::PasswordReset));
         }
         password_reset::Entity::update_many()
             .col_expr(password_reset::Column::UsedAt, Expr::value(now))
@@ -804,14 +820,14 @@ impl IdentityService for SeaIdentity {
             .one(&self.db)
             .await?
         else {
-            return Err(IdentityError::InvalidVerificationToken);
+            return Err(IdentityError::InvalidToken(TokenKind::Verification));
         };
-        if token.used_at.is_some() {
-            return Err(IdentityError::VerificationTokenUsed);
-        }
-        if token.expires_at <= now {
-            return Err(IdentityError::VerificationTokenExpired);
-        }
+        check_usable(
+            token.used_at,
+            token.expires_at,
+            now,
+            TokenKind::Verification,
+        )?;
         let txn = begin_write(&self.db).await?;
         let claimed = email_verification::Entity::update_many()
             .col_expr(email_verification::Column::UsedAt, Expr::value(now))
@@ -820,7 +836,7 @@ impl IdentityService for SeaIdentity {
             .exec(&txn)
             .await?;
         if claimed.rows_affected != 1 {
-            return Err(IdentityError::VerificationTokenUsed);
+            return Err(IdentityError::TokenUsed(TokenKind::Verification));
         }
         // Only the address the token was sent to is verified; if the user has changed it
         // since, the old link proves nothing about the new one.
@@ -832,7 +848,7 @@ impl IdentityService for SeaIdentity {
             .exec(&txn)
             .await?;
         if updated.rows_affected != 1 {
-            return Err(IdentityError::InvalidVerificationToken);
+            return Err(IdentityError::InvalidToken(TokenKind::Verification));
         }
         let user_id = UserId(token.user_id);
         self.audit

@@ -9,40 +9,41 @@ use actix_web::{HttpResponse, get};
 const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
                         base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// A static page under [`PAGE_CSP`]; scripts may be cached, pages are not (`no-store` is
+/// added by the security-headers middleware).
+fn page(content_type: &'static str, body: &'static str) -> HttpResponse {
+    let mut res = HttpResponse::Ok();
+    res.content_type(content_type)
+        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP));
+    if content_type.starts_with("text/javascript") {
+        res.insert_header((header::CACHE_CONTROL, "public, max-age=3600"));
+    }
+    res.body(body)
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
 /// The page a verification email links to; it confirms the address with one button.
 #[get("/verify-email")]
 pub async fn verify_email() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
-        .body(include_str!("../pages/verify-email.html"))
+    page(HTML, include_str!("../pages/verify-email.html"))
 }
 
 /// The verification page's script.
 #[get("/pages/verify-email.js")]
 pub async fn verify_email_js() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
-        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-        .body(include_str!("../pages/verify-email.js"))
+    page(JS, include_str!("../pages/verify-email.js"))
 }
 
 /// The page a password-reset email links to; it sets the new password.
 #[get("/reset-password")]
 pub async fn reset_password() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
-        .body(include_str!("../pages/reset-password.html"))
+    page(HTML, include_str!("../pages/reset-password.html"))
 }
 
 /// The reset page's script.
 #[get("/pages/reset-password.js")]
 pub async fn reset_password_js() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
-        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-        .body(include_str!("../pages/reset-password.js"))
+    page(JS, include_str!("../pages/reset-password.js"))
 }
