@@ -216,6 +216,16 @@ impl TestApp {
         self.get_authed("/api/v1/users/me", token).await
     }
 
+    /// Asserts that `access_token` belongs to a session that has ended.
+    pub async fn assert_signed_out(&self, access_token: &str) {
+        assert_problem(
+            self.me(access_token).await,
+            StatusCode::UNAUTHORIZED,
+            "session_ended",
+        )
+        .await;
+    }
+
     /// Hands every committed outbox event to the job queue now, as the relay would.
     pub async fn run_pending_jobs(&self) {
         tenantry_platform::jobs::relay_once(&self.platform.db, &self.platform.jobs)
