@@ -9,8 +9,8 @@ use actix_web::{HttpResponse, get};
 const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
                         base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// A static page under [`PAGE_CSP`]; scripts may be cached, pages are not (`no-store` is
-/// added by the security-headers middleware).
+/// A static file under [`PAGE_CSP`]. Scripts may be cached for an hour; pages carry no
+/// caching header (they are static and hold no secret: tokens stay in the URL fragment).
 fn page(content_type: &'static str, body: &'static str) -> HttpResponse {
     let mut res = HttpResponse::Ok();
     res.content_type(content_type)
