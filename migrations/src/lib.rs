@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod helpers;
 mod m20261121_000001_core;
 mod m20261121_000002_password_resets;
+mod m20261121_000003_invitations;
 
 /// Applies Tenantry's migrations in order.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_core::Migration),
             Box::new(m20261121_000002_password_resets::Migration),
+            Box::new(m20261121_000003_invitations::Migration),
         ]
     }
 }

@@ -7,19 +7,6 @@ use crate::helpers::{TestApp, assert_problem};
 use crate::on_both_databases;
 use crate::sessions::token_from_email;
 
-async fn post_authed(
-    app: &TestApp,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut req = app.client.post(app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    req.send().await.unwrap()
-}
-
 async fn tokens(app: &TestApp, email: &str, password: &str) -> Value {
     let res = app.login(email, password).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -30,13 +17,13 @@ async fn logout_all_ends_every_session_at_once(app: TestApp) {
     let account = app.register("everywhere@example.com", "Everywhere").await;
     let laptop = tokens(&app, &account.email, &account.password).await;
     let phone = tokens(&app, &account.email, &account.password).await;
-    let res = post_authed(
-        &app,
-        "/api/v1/auth/logout-all",
-        phone["access_token"].as_str().unwrap(),
-        None,
-    )
-    .await;
+    let res = app
+        .post_authed(
+            "/api/v1/auth/logout-all",
+            phone["access_token"].as_str().unwrap(),
+            None,
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     for access in [
         account.access_token.as_str(),
@@ -62,33 +49,34 @@ async fn changing_the_password_keeps_this_session_and_ends_the_others(app: TestA
     let here_token = here["access_token"].as_str().unwrap();
     let path = "/api/v1/auth/change-password";
 
-    let wrong = post_authed(
-        &app,
+    let wrong = app.post_authed(
         path,
         here_token,
         Some(json!({"current_password": "not the password", "new_password": "a brand new secret"})),
     )
     .await;
     assert_problem(wrong, StatusCode::FORBIDDEN, "wrong_password").await;
-    let short = post_authed(
-        &app,
-        path,
-        here_token,
-        Some(json!({"current_password": account.password, "new_password": "short"})),
-    )
-    .await;
+    let short = app
+        .post_authed(
+            path,
+            here_token,
+            Some(json!({"current_password": account.password, "new_password": "short"})),
+        )
+        .await;
     let body = assert_problem(short, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(body["errors"][0]["field"], "new_password");
     // Neither failure changed anything.
     let elsewhere = tokens(&app, &account.email, &account.password).await;
 
-    let res = post_authed(
-        &app,
-        path,
-        here_token,
-        Some(json!({"current_password": account.password, "new_password": "a brand new secret"})),
-    )
-    .await;
+    let res = app
+        .post_authed(
+            path,
+            here_token,
+            Some(
+                json!({"current_password": account.password, "new_password": "a brand new secret"}),
+            ),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         app.me(here_token).await.status(),
@@ -117,7 +105,7 @@ async fn a_new_verification_link_can_be_asked_for_until_the_address_is_verified(
     let first = token_from_email(&app.mail.next_message().await);
 
     let path = "/api/v1/auth/resend-verification";
-    let res = post_authed(&app, path, &account.access_token, None).await;
+    let res = app.post_authed(path, &account.access_token, None).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     app.run_pending_jobs().await;
     let second = token_from_email(&app.mail.next_message().await);
@@ -127,7 +115,7 @@ async fn a_new_verification_link_can_be_asked_for_until_the_address_is_verified(
         .post_json("/api/v1/auth/verify-email", &json!({"token": second}))
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let res = post_authed(&app, path, &account.access_token, None).await;
+    let res = app.post_authed(path, &account.access_token, None).await;
     assert_problem(res, StatusCode::CONFLICT, "already_verified").await;
 }
 on_both_databases!(a_new_verification_link_can_be_asked_for_until_the_address_is_verified);

@@ -2,6 +2,7 @@
 //! HTTP client, a local SMTP sink, and one helper per endpoint.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::{Response, StatusCode};
@@ -161,6 +162,31 @@ impl TestApp {
             .expect("request")
     }
 
+    /// GETs `path` as the holder of `token`, expecting 200, and answers the JSON body.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        let res = self.get_authed(path, token).await;
+        assert_eq!(res.status(), StatusCode::OK, "GET {path}");
+        res.json().await.expect("json body")
+    }
+
+    pub async fn post_authed(&self, path: &str, token: &str, body: Option<Value>) -> Response {
+        let mut req = self.client.post(self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn put_authed(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn delete_authed(&self, path: &str, token: &str) -> Response {
         self.client
             .delete(self.url(path))
@@ -253,10 +279,13 @@ pub async fn assert_problem(res: Response, status: StatusCode, code: &str) -> Va
     body
 }
 
-/// A minimal SMTP server that accepts every message and hands it to the test.
+/// A minimal SMTP server that hands every message it accepts to the test. It can be taken
+/// down (it then answers every connection with 421, as a server in maintenance does), and it
+/// refuses recipients whose address contains `bounce` with 550.
 pub struct MailSink {
     pub port: u16,
     rx: Mutex<mpsc::UnboundedReceiver<String>>,
+    down: Arc<AtomicBool>,
 }
 
 impl MailSink {
@@ -266,8 +295,16 @@ impl MailSink {
             .expect("bind smtp sink");
         let port = listener.local_addr().expect("addr").port();
         let (tx, rx) = mpsc::unbounded_channel();
+        let down = Arc::new(AtomicBool::new(false));
+        let is_down = Arc::clone(&down);
         tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                if is_down.load(Ordering::SeqCst) {
+                    let _ = socket
+                        .write_all(b"421 4.3.2 sink.test not available\r\n")
+                        .await;
+                    continue;
+                }
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let _ = smtp_session(socket, tx).await;
@@ -277,7 +314,34 @@ impl MailSink {
         Self {
             port,
             rx: Mutex::new(rx),
+            down,
         }
+    }
+
+    /// Takes the server down (`true`) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Whether no message is waiting right now.
+    pub async fn is_empty(&self) -> bool {
+        self.rx.lock().await.is_empty()
+    }
+
+    /// The next invitation email to `to`, skipping other messages.
+    pub async fn next_message_to(&self, to: &str) -> String {
+        loop {
+            let message = self.next_message().await;
+            let decoded = crate::sessions::decoded(&message);
+            if decoded.contains("accept-invite#token=") && decoded.contains(&format!("To: {to}")) {
+                return message;
+            }
+        }
+    }
+
+    /// The token of the next invitation email to `to`, skipping other messages.
+    pub async fn invitation_token(&self, to: &str) -> String {
+        crate::sessions::token_from_email(&self.next_message_to(to).await)
     }
 
     /// The next message delivered, waiting at most 30 s for the background job to send it.
@@ -320,6 +384,11 @@ async fn smtp_session(
                 }
                 let _ = tx.send(message);
                 write.write_all(b"250 queued\r\n").await?;
+            }
+            "RCPT" if line.to_ascii_lowercase().contains("bounce") => {
+                write
+                    .write_all(b"550 5.1.1 mailbox unavailable\r\n")
+                    .await?
             }
             "QUIT" => {
                 write.write_all(b"221 bye\r\n").await?;

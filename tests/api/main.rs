@@ -5,6 +5,8 @@ mod account;
 mod audit;
 mod errors;
 mod helpers;
+mod invitation_delivery;
+mod invitations;
 mod jobs;
 mod openapi;
 mod session_management;

@@ -39,6 +39,9 @@ pub struct Problem {
     /// Tenants to choose from (`tenant_selection_required`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenants: Option<Vec<TenantChoice>>,
+    /// Addresses an invite call skipped, when it skipped them all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<Vec<crate::routes::invitations::SkippedAddress>>,
     /// The request id, to quote when reporting a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -73,6 +76,7 @@ pub struct ApiError {
     detail: Option<String>,
     errors: Vec<ProblemField>,
     tenants: Option<Vec<TenantChoice>>,
+    skipped: Option<Vec<crate::routes::invitations::SkippedAddress>>,
     headers: Vec<(header::HeaderName, String)>,
 }
 
@@ -93,6 +97,7 @@ impl ApiError {
             detail: None,
             errors: Vec::new(),
             tenants: None,
+            skipped: None,
             headers: Vec::new(),
         }
     }
@@ -187,6 +192,7 @@ impl ResponseError for ApiError {
                 })
                 .collect(),
             tenants: self.tenants.clone(),
+            skipped: self.skipped.clone(),
             request_id: request_id::current(),
         };
         let mut res = HttpResponse::build(self.status);
@@ -233,6 +239,10 @@ impl From<TenancyError> for ApiError {
                 "Resource changed",
             )
             .detail("the resource was changed since the version in If-Match; fetch it again"),
+            TenancyError::AlreadyMember => {
+                ApiError::new(StatusCode::CONFLICT, "already_member", "Conflict")
+                    .detail("the user already belongs to the tenant")
+            }
             TenancyError::Invalid(v) => v.into(),
             TenancyError::Database(db) => ApiError::internal(&db),
         }
@@ -310,6 +320,65 @@ impl From<IdentityError> for ApiError {
                 conflict("already_verified", "the email address is already verified")
             }
             E::Forbidden(denied) => forbidden(&denied),
+            E::RoleNotGrantable(role) => {
+                ApiError::new(StatusCode::FORBIDDEN, "role_not_grantable", "Forbidden")
+                    .detail(format!("the role {} ranks above your own", role.as_str()))
+            }
+            E::SeatLimitReached {
+                limit,
+                used,
+                requested,
+            } => conflict(
+                "seat_limit_reached",
+                &format!(
+                    "the tenant has {limit} seats; {used} are taken by members and pending \
+                     invitations, and {requested} more were asked for"
+                ),
+            ),
+            E::NothingInvited(skipped) => {
+                let first = skipped.first().map(|(_, r)| *r);
+                let code = match first {
+                    Some(r) if skipped.iter().all(|(_, s)| *s == r) => r.code(),
+                    _ => "invitation_conflict",
+                };
+                let mut err = conflict(code, "no address could be invited; see `skipped`");
+                err.skipped = Some(
+                    skipped
+                        .into_iter()
+                        .map(
+                            |(email, reason)| crate::routes::invitations::SkippedAddress {
+                                email,
+                                code: reason.code(),
+                            },
+                        )
+                        .collect(),
+                );
+                err
+            }
+            E::InvitationNotFound => ApiError::not_found().detail("invitation not found"),
+            E::InvitationNotPending(status) => conflict(
+                "invitation_not_pending",
+                &format!("the invitation is {status}"),
+            ),
+            E::InvitationRevoked => {
+                ApiError::new(StatusCode::GONE, "invitation_revoked", "Invitation revoked")
+                    .detail("the invitation was withdrawn; ask for a new one")
+            }
+            E::ResendTooSoon(secs) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "resend_too_soon",
+                "Too many requests",
+            )
+            .detail("an email for this invitation went out moments ago")
+            .header(header::RETRY_AFTER, secs.to_string()),
+            E::AccountDisabled => {
+                ApiError::new(StatusCode::FORBIDDEN, "account_disabled", "Forbidden")
+                    .detail("the account using this address is disabled")
+            }
+            E::AlreadyMember => conflict(
+                "already_member",
+                "the account already belongs to the tenant",
+            ),
             E::Overloaded => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, health, sessions, tenants, users, well_known};
+use crate::routes::{auth, health, invitations, sessions, tenants, users, well_known};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,11 +29,20 @@ use crate::routes::{auth, health, sessions, tenants, users, well_known};
         auth::resend_verification,
         auth::forgot_password,
         auth::reset_password,
+        invitations::preview,
+        invitations::accept,
         sessions::list_sessions,
         sessions::revoke_session,
         users::me,
         tenants::get_current,
         tenants::update_current,
+        tenants::get_settings,
+        tenants::update_settings,
+        invitations::create,
+        invitations::list,
+        invitations::get_one,
+        invitations::resend,
+        invitations::revoke,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField, crate::error::TenantChoice)),
     modifiers(&BearerAuth),
@@ -42,6 +51,7 @@ use crate::routes::{auth, health, sessions, tenants, users, well_known};
         (name = "auth", description = "Sign-up, sign-in, sessions and tokens"),
         (name = "users", description = "User accounts"),
         (name = "tenants", description = "Tenants"),
+        (name = "invitations", description = "Inviting people into a tenant"),
     )
 )]
 struct ApiDoc;

@@ -1,9 +1,10 @@
 //! What identity commands can fail with. The server maps each variant, in one place, to a
 //! problem+json status and code.
 
-use tenantry_kernel::{AccessDenied, TenantId, ValidationErrors};
+use tenantry_kernel::{AccessDenied, Role, TenantId, ValidationErrors};
 use tenantry_tenancy::TenancyError;
 
+use crate::invitations::SkipReason;
 use crate::password::HashError;
 
 /// What a single-use token sent by email is for.
@@ -13,6 +14,8 @@ pub enum TokenKind {
     Verification,
     /// Sets a new password.
     PasswordReset,
+    /// Accepts an invitation.
+    Invitation,
 }
 
 impl std::fmt::Display for TokenKind {
@@ -20,6 +23,7 @@ impl std::fmt::Display for TokenKind {
         f.write_str(match self {
             TokenKind::Verification => "verification",
             TokenKind::PasswordReset => "password-reset",
+            TokenKind::Invitation => "invitation",
         })
     }
 }
@@ -72,6 +76,40 @@ pub enum IdentityError {
     /// The address is already verified; there is nothing to send.
     #[error("the email address is already verified")]
     AlreadyVerified,
+    /// The caller may not hand out this role (it ranks above their own).
+    #[error("may not grant the role {}", .0.as_str())]
+    RoleNotGrantable(Role),
+    /// Inviting would take the tenant past its seat limit.
+    #[error("seat limit {limit} reached: {used} in use, {requested} requested")]
+    SeatLimitReached {
+        /// The limit.
+        limit: u32,
+        /// Members plus pending invitations.
+        used: u64,
+        /// Seats the call asked for.
+        requested: u64,
+    },
+    /// Every address of an invite call was skipped.
+    #[error("nothing to invite")]
+    NothingInvited(Vec<(String, SkipReason)>),
+    /// No invitation of the caller's tenant has that id.
+    #[error("invitation not found")]
+    InvitationNotFound,
+    /// The invitation is accepted or revoked (named), so it cannot change.
+    #[error("the invitation is {0}")]
+    InvitationNotPending(&'static str),
+    /// The invitation was withdrawn.
+    #[error("the invitation was revoked")]
+    InvitationRevoked,
+    /// An invitation email went out moments ago; retry after this many seconds.
+    #[error("an email for this invitation was sent moments ago")]
+    ResendTooSoon(i64),
+    /// The account is deactivated.
+    #[error("the account is disabled")]
+    AccountDisabled,
+    /// The user already belongs to the tenant.
+    #[error("already a member of the tenant")]
+    AlreadyMember,
     /// The user no longer exists.
     #[error("user not found")]
     UserNotFound,

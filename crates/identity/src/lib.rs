@@ -1,11 +1,13 @@
 //! Identity: user accounts, passwords, sessions with rotating refresh tokens, email
 //! verification, and the access tokens that turn into a [`tenantry_kernel::RequestContext`].
 //!
-//! Owns the `users`, `sessions`, `refresh_tokens` and `email_verification_tokens` tables.
+//! Owns the `users`, `sessions`, `refresh_tokens`, `email_verification_tokens`,
+//! `password_reset_tokens`, `invitations` and `invitation_emails` tables.
 //! Tenants and memberships belong to `tenantry-tenancy`, reached through its service trait.
 
 pub mod entity;
 mod error;
+mod invitations;
 pub mod jwt;
 mod model;
 pub mod password;
@@ -13,6 +15,11 @@ mod service;
 mod sessions;
 
 pub use error::{IdentityError, TokenKind};
+pub use invitations::{
+    Accepted, EmailDelivery, INVITATION_EMAIL_QUEUED, Invitation, InvitationCleanup,
+    InvitationMail, InvitationPreview, InvitationService, InvitationStatus, InviteOutcome,
+    MAX_BATCH, MAX_EMAIL_ATTEMPTS, NewInvitations, RESEND_COOLDOWN, RETRY_DELAYS, SkipReason,
+};
 pub use jwt::{AccessClaims, TokenSigner};
 pub use model::{
     Credentials, Email, Me, Password, PersonName, PurgeReport, Registered, Registration,

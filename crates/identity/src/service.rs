@@ -165,11 +165,11 @@ pub trait IdentityService: Send + Sync {
 
 /// [`IdentityService`] over SeaORM.
 pub struct SeaIdentity {
-    db: DatabaseConnection,
-    tenancy: Arc<dyn TenancyService>,
-    audit: Arc<dyn AuditSink>,
-    outbox: Arc<dyn Outbox>,
-    hasher: Arc<PasswordHasher>,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) tenancy: Arc<dyn TenancyService>,
+    pub(crate) audit: Arc<dyn AuditSink>,
+    pub(crate) outbox: Arc<dyn Outbox>,
+    pub(crate) hasher: Arc<PasswordHasher>,
     signer: Arc<TokenSigner>,
     settings: IdentitySettings,
 }
@@ -197,7 +197,7 @@ impl SeaIdentity {
         }
     }
 
-    fn token_pair(
+    pub(crate) fn token_pair(
         &self,
         user: UserId,
         tenant: TenantId,
@@ -409,9 +409,10 @@ impl IdentityService for SeaIdentity {
                 ));
             }
         };
+        // The tenant's security policy sets how long the sign-in lasts.
+        let lifetime = self.tenancy.settings_of(tenant).await?.session_lifetime();
         let txn = begin_write(&self.db).await?;
-        let (session_id, refresh) =
-            sessions::open(&txn, tenant, user_id, self.settings.session_ttl, client).await?;
+        let (session_id, refresh) = sessions::open(&txn, tenant, user_id, lifetime, client).await?;
         self.audit
             .record(
                 &txn,

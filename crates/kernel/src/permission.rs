@@ -17,14 +17,18 @@ pub enum Permission {
     /// List and read the tenant's members.
     #[serde(rename = "users.read")]
     UsersRead,
+    /// Invite people into the tenant, and list, resend or revoke invitations.
+    #[serde(rename = "users.invite")]
+    UsersInvite,
 }
 
 impl Permission {
     /// Every permission, in catalogue order.
-    pub const ALL: [Permission; 3] = [
+    pub const ALL: [Permission; 4] = [
         Permission::TenantRead,
         Permission::TenantUpdate,
         Permission::UsersRead,
+        Permission::UsersInvite,
     ];
 
     /// The stable name clients see.
@@ -34,6 +38,7 @@ impl Permission {
             Permission::TenantRead => "tenant.read",
             Permission::TenantUpdate => "tenant.update",
             Permission::UsersRead => "users.read",
+            Permission::UsersInvite => "users.invite",
         }
     }
 
@@ -113,6 +118,22 @@ impl Role {
         }
     }
 
+    /// Where the role stands: a principal may grant only roles at or below its own.
+    #[must_use]
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 3,
+            Role::Admin => 2,
+            Role::Member => 1,
+        }
+    }
+
+    /// Whether a holder of `self` may hand `other` to someone.
+    #[must_use]
+    pub fn may_grant(self, other: Role) -> bool {
+        self.rank() >= other.rank()
+    }
+
     /// The permissions the role grants.
     #[must_use]
     pub fn permissions(self) -> PermissionSet {
@@ -140,6 +161,15 @@ mod tests {
     fn owners_hold_every_permission() {
         let perms = Role::Owner.permissions();
         assert_eq!(perms.iter().count(), Permission::ALL.len());
+    }
+
+    #[test]
+    fn nobody_grants_a_role_above_their_own() {
+        assert!(Role::Owner.may_grant(Role::Owner));
+        assert!(Role::Admin.may_grant(Role::Admin));
+        assert!(Role::Admin.may_grant(Role::Member));
+        assert!(!Role::Admin.may_grant(Role::Owner));
+        assert!(!Role::Member.may_grant(Role::Admin));
     }
 
     #[test]

@@ -5,7 +5,14 @@
 //! |---|---|---|
 //! | [`EmailJob::Verification`] | outbox events `user.registered`, `user.verification_requested` | 6 attempts, exponential backoff 2 s → 5 min |
 //! | [`EmailJob::PasswordReset`] | outbox event `user.password_reset_requested` | the same |
+//! | [`EmailJob::Invitation`] | outbox event `invitation.email_queued` | its own schedule, below |
+//! | invitation email retries | cron, every minute | after 5 min, 30 min, 2 h; then failed |
 //! | cleanup | cron, every 15 minutes | next tick |
+//! | invitation cleanup | cron, daily at 03:30 UTC | next day |
+//!
+//! An invitation email is a row with its own state (`invitation_emails`): a failed SMTP
+//! attempt is recorded there and retried by the every-minute sweep when due, so a mail server
+//! that is down for hours loses nothing, and one bad address never holds up another.
 //!
 //! [`run`] starts the outbox relay and every worker; the server calls it in embedded mode,
 //! `tenantry-worker` in production.
@@ -20,13 +27,17 @@ use apalis::prelude::*;
 use apalis_cron::{CronScheduler, Tick};
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
-use tenantry_identity::{PASSWORD_RESET_REQUESTED, USER_REGISTERED, VERIFICATION_REQUESTED};
-use tenantry_kernel::{Event, UserId};
+use tenantry_identity::{
+    INVITATION_EMAIL_QUEUED, PASSWORD_RESET_REQUESTED, USER_REGISTERED, VERIFICATION_REQUESTED,
+};
+use tenantry_kernel::{Event, TenantId, UserId};
 
 use crate::Platform;
-use crate::mailer::{password_reset_email, verification_email};
+use crate::mailer::{invitation_email, password_reset_email, verification_email};
 use crate::outbox::SqlOutbox;
 
 /// An email to send, named by its purpose; the worker builds it from current data (a token is
@@ -43,6 +54,13 @@ pub enum EmailJob {
     PasswordReset {
         /// The address the reset was asked for.
         email: String,
+    },
+    /// The first attempt at one invitation email; retries come from the sweep.
+    Invitation {
+        /// The tenant the invitation belongs to; the lookup is scoped to it.
+        tenant_id: TenantId,
+        /// The `invitation_emails` record.
+        email_id: uuid::Uuid,
     },
 }
 
@@ -156,6 +174,19 @@ async fn dispatch(queue: &JobQueue, event: &Event) -> anyhow::Result<()> {
                 .push_email(EmailJob::PasswordReset { email }, &event.id.to_string())
                 .await
         }
+        INVITATION_EMAIL_QUEUED => {
+            let tenant_id: TenantId = serde_json::from_value(event.data["tenant_id"].clone())?;
+            let email_id: uuid::Uuid = serde_json::from_value(event.data["email_id"].clone())?;
+            queue
+                .push_email(
+                    EmailJob::Invitation {
+                        tenant_id,
+                        email_id,
+                    },
+                    &event.id.to_string(),
+                )
+                .await
+        }
         // Events without a consumer yet are simply marked delivered.
         _ => Ok(()),
     }
@@ -193,7 +224,100 @@ async fn send_email(job: EmailJob, platform: Data<Arc<Platform>>) -> Result<(), 
                 .await?;
             tracing::info!("password-reset email sent");
         }
+        EmailJob::Invitation {
+            tenant_id,
+            email_id,
+        } => {
+            deliver_invitation_email(&platform, tenant_id, email_id, Utc::now()).await?;
+        }
     }
+    Ok(())
+}
+
+/// Makes one attempt at an invitation email if it is due at `now`, and records the outcome
+/// (a failure schedules the next attempt). Answers whether an attempt was made; an SMTP
+/// failure is an outcome, not an error.
+pub async fn deliver_invitation_email(
+    platform: &Platform,
+    tenant: TenantId,
+    email_id: uuid::Uuid,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let invitations = &platform.invitations;
+    let Some(mail) = invitations
+        .claim_invitation_email(tenant, email_id, now)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let link = format!(
+        "{}/accept-invite#token={}",
+        platform.settings.link_base(),
+        mail.token
+    );
+    let sent = match invitation_email(&platform.settings.mail_from, &mail, &link) {
+        Ok(message) => platform.mailer.send(message).await,
+        Err(e) => Err(e),
+    };
+    let outcome = sent.map_err(|e| e.to_string());
+    match &outcome {
+        Ok(()) => {
+            tracing::info!(tenant_id = %tenant, %email_id, attempt = mail.attempt, "invitation email sent")
+        }
+        Err(error) => {
+            tracing::warn!(tenant_id = %tenant, %email_id, attempt = mail.attempt, %error, "invitation email failed")
+        }
+    }
+    invitations
+        .record_invitation_email(tenant, email_id, mail.attempt, outcome, now)
+        .await?;
+    Ok(true)
+}
+
+/// Attempts every invitation email due at `now`, eight at a time, each on its own: a slow or
+/// failing one delays no other. Answers how many attempts were made.
+pub async fn deliver_due_invitation_emails(
+    platform: &Platform,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let due = platform.invitations.due_invitation_emails(now, 500).await?;
+    let attempted = futures::stream::iter(due)
+        .map(|(tenant, id)| async move {
+            match deliver_invitation_email(platform, tenant, id, now).await {
+                Ok(tried) => usize::from(tried),
+                Err(e) => {
+                    tracing::error!(tenant_id = %tenant, email_id = %id, error = format!("{e:#}"), "invitation email attempt failed");
+                    0
+                }
+            }
+        })
+        .buffer_unordered(8)
+        .fold(0, |n, tried| async move { n + tried })
+        .await;
+    Ok(attempted)
+}
+
+async fn retry_invitation_emails(
+    _tick: Tick,
+    platform: Data<Arc<Platform>>,
+) -> Result<(), BoxDynError> {
+    let attempted = deliver_due_invitation_emails(&platform, Utc::now()).await?;
+    if attempted > 0 {
+        tracing::info!(attempted, "invitation email retries done");
+    }
+    Ok(())
+}
+
+async fn invitation_cleanup(_tick: Tick, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
+    let report = platform.invitations.cleanup_invitations(Utc::now()).await?;
+    tracing::info!(
+        expired = report.expired,
+        emails_cancelled = report.emails_cancelled,
+        soft_deleted = report.soft_deleted,
+        hard_deleted = report.hard_deleted,
+        email_records_deleted = report.email_records_deleted,
+        "invitation cleanup done"
+    );
     Ok(())
 }
 
@@ -251,6 +375,16 @@ pub async fn run(
         )?))
         .data(Arc::clone(&platform))
         .build(cleanup);
+    let retry_worker = WorkerBuilder::new("tenantry-invitation-retry")
+        .backend(CronScheduler::new(cron::Schedule::from_str("0 * * * * *")?))
+        .data(Arc::clone(&platform))
+        .build(retry_invitation_emails);
+    let invitation_cleanup_worker = WorkerBuilder::new("tenantry-invitation-cleanup")
+        .backend(CronScheduler::new(cron::Schedule::from_str(
+            "0 30 3 * * *",
+        )?))
+        .data(Arc::clone(&platform))
+        .build(invitation_cleanup);
     let email = async {
         match platform.jobs.clone() {
             JobQueue::Sqlite(s) => {
@@ -273,12 +407,16 @@ pub async fn run(
             }
         }
     };
-    let (_, email, cron) = tokio::join!(
+    let (_, email, cron, retry, daily) = tokio::join!(
         relay,
         email,
-        cleanup_worker.run_until(stop(shutdown.clone()))
+        cleanup_worker.run_until(stop(shutdown.clone())),
+        retry_worker.run_until(stop(shutdown.clone())),
+        invitation_cleanup_worker.run_until(stop(shutdown.clone())),
     );
     email?;
     cron?;
+    retry?;
+    daily?;
     Ok(())
 }

@@ -81,7 +81,7 @@ pub fn verification_email(
 ) -> Result<Message, MailError> {
     plain_email(
         from,
-        (to_name, to_email),
+        (Some(to_name), to_email),
         "Confirm your email address",
         format!(
             "Hello {to_name},\n\nplease confirm your email address by opening this link:\n\n{link}\n\n\
@@ -100,7 +100,7 @@ pub fn password_reset_email(
 ) -> Result<Message, MailError> {
     plain_email(
         from,
-        (to_name, to_email),
+        (Some(to_name), to_email),
         "Reset your password",
         format!(
             "Hello {to_name},\n\nsomeone asked to reset the password of your account. To choose a \
@@ -111,16 +111,43 @@ pub fn password_reset_email(
     )
 }
 
+/// The invitation email, with its single-use link.
+pub fn invitation_email(
+    from: &str,
+    mail: &tenantry_identity::InvitationMail,
+    link: &str,
+) -> Result<Message, MailError> {
+    let inviter = mail.inviter_name.as_deref().unwrap_or("Someone");
+    let tenant = &mail.tenant_name;
+    let note = mail
+        .message
+        .as_deref()
+        .map(|m| format!("\n{inviter} wrote:\n\n{m}\n"))
+        .unwrap_or_default();
+    plain_email(
+        from,
+        (None, &mail.to),
+        &format!("{inviter} invited you to {tenant}"),
+        format!(
+            "Hello,\n\n{inviter} invited you to join {tenant} as {role}.\n{note}\nTo accept, open \
+             this link:\n\n{link}\n\nThe invitation is valid until {expires} (UTC) and works \
+             once. If you do not know {tenant}, ignore this email.\n",
+            role = mail.role.as_str(),
+            expires = mail.expires_at.format("%Y-%m-%d %H:%M"),
+        ),
+    )
+}
+
 /// A plain-text email from `from` to `(name, address)`.
 fn plain_email(
     from: &str,
-    to: (&str, &str),
+    to: (Option<&str>, &str),
     subject: &str,
     body: String,
 ) -> Result<Message, MailError> {
     let bad = |e: lettre::address::AddressError| MailError::Config(e.to_string());
     let from: Mailbox = from.parse().map_err(bad)?;
-    let to = Mailbox::new(Some(to.0.to_owned()), to.1.parse().map_err(bad)?);
+    let to = Mailbox::new(to.0.map(str::to_owned), to.1.parse().map_err(bad)?);
     Message::builder()
         .from(from)
         .to(to)

@@ -6,7 +6,8 @@ use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
 use tenantry_audit::SeaAuditSink;
 use tenantry_identity::{
-    HashPool, IdentityService, IdentitySettings, PasswordHasher, SeaIdentity, TokenSigner,
+    HashPool, IdentityService, IdentitySettings, InvitationService, PasswordHasher, SeaIdentity,
+    TokenSigner,
 };
 use tenantry_kernel::AuditSink;
 use tenantry_tenancy::{SeaTenancy, TenancyService};
@@ -26,6 +27,8 @@ pub struct Platform {
     pub tenancy: Arc<dyn TenancyService>,
     /// Users, sessions and tokens.
     pub identity: Arc<dyn IdentityService>,
+    /// Invitations and their emails.
+    pub invitations: Arc<dyn InvitationService>,
     /// The outbox commands write their events to.
     pub outbox: Arc<SqlOutbox>,
     /// Outgoing email.
@@ -75,7 +78,7 @@ impl Platform {
             &settings.public_url,
             settings.access_token_ttl_secs,
         ));
-        let identity: Arc<dyn IdentityService> = Arc::new(SeaIdentity::new(
+        let sea_identity = Arc::new(SeaIdentity::new(
             db.clone(),
             Arc::clone(&tenancy),
             audit,
@@ -84,11 +87,14 @@ impl Platform {
             signer,
             IdentitySettings::default(),
         ));
+        let identity: Arc<dyn IdentityService> = sea_identity.clone();
+        let invitations: Arc<dyn InvitationService> = sea_identity;
         Ok(Self {
             settings,
             db,
             tenancy,
             identity,
+            invitations,
             outbox,
             mailer,
             jobs,

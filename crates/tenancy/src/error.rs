@@ -14,6 +14,9 @@ pub enum TenancyError {
     /// `If-Match` named a version that is no longer current.
     #[error("the tenant was changed since version {0}")]
     StaleVersion(i32),
+    /// The user already belongs to the tenant.
+    #[error("already a member of the tenant")]
+    AlreadyMember,
     /// The input did not parse.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),

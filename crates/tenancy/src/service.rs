@@ -5,8 +5,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::json;
 use tenantry_kernel::crypto::{hex, random_bytes};
@@ -15,8 +15,11 @@ use tenantry_kernel::{
     Actor, AuditEntry, AuditSink, ClientMeta, Permission, RequestContext, Role, TenantId, UserId,
 };
 
-use crate::entity::{membership, tenant};
-use crate::{Membership, Slug, TenancyError, Tenant, TenantName, TenantUpdate};
+use crate::entity::{membership, tenant, tenant_settings};
+use crate::{
+    Membership, Slug, StoredSettings, TenancyError, Tenant, TenantName, TenantSettings,
+    TenantUpdate,
+};
 
 /// What other crates and the HTTP shell may ask of tenancy.
 #[async_trait::async_trait]
@@ -46,6 +49,40 @@ pub trait TenancyService: Send + Sync {
 
     /// Every tenant `user` belongs to, oldest membership first.
     async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>, TenancyError>;
+
+    /// The current tenant's settings and their version.
+    async fn settings(&self, ctx: &RequestContext) -> Result<StoredSettings, TenancyError>;
+
+    /// Replaces the current tenant's settings; `if_match` (a version) makes it conditional.
+    async fn update_settings(
+        &self,
+        ctx: &RequestContext,
+        settings: TenantSettings,
+        if_match: Option<i32>,
+    ) -> Result<StoredSettings, TenancyError>;
+
+    /// A tenant by id, for other services acting on its behalf.
+    async fn find(&self, tenant: TenantId) -> Result<Tenant, TenancyError>;
+
+    /// The settings of `tenant`, for other services acting on its behalf.
+    async fn settings_of(&self, tenant: TenantId) -> Result<TenantSettings, TenancyError>;
+
+    /// Makes `user` a member of `tenant` with `role`, inside `txn`.
+    async fn add_member(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: TenantId,
+        user: UserId,
+        role: Role,
+    ) -> Result<(), TenancyError>;
+
+    /// Locks `tenant` for the rest of `txn`, so that concurrent seat checks of one tenant
+    /// queue behind each other, and answers how many members it has.
+    async fn lock_and_count_members(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: TenantId,
+    ) -> Result<u64, TenancyError>;
 }
 
 /// [`TenancyService`] over SeaORM.
@@ -219,6 +256,140 @@ impl TenancyService for SeaTenancy {
         Ok(found.and_then(|m| Role::parse(&m.role)))
     }
 
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn settings(&self, ctx: &RequestContext) -> Result<StoredSettings, TenancyError> {
+        ctx.require(Permission::TenantRead)?;
+        load_settings(&self.db, ctx.tenant_id).await
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn update_settings(
+        &self,
+        ctx: &RequestContext,
+        settings: TenantSettings,
+        if_match: Option<i32>,
+    ) -> Result<StoredSettings, TenancyError> {
+        ctx.require(Permission::TenantUpdate)?;
+        let settings = settings.validated()?;
+        let txn = begin_write(&self.db).await?;
+        let before = load_settings(&txn, ctx.tenant_id).await?;
+        if let Some(expected) = if_match
+            && expected != before.version
+        {
+            return Err(TenancyError::StaleVersion(expected));
+        }
+        let now = Utc::now();
+        let document =
+            serde_json::to_value(&settings).map_err(|e| sea_orm::DbErr::Json(e.to_string()))?;
+        let version = before.version + 1;
+        if before.version == 0 {
+            // First change: the row is created; a concurrent first change hits the key.
+            let inserted = tenant_settings::ActiveModel {
+                tenant_id: Set(ctx.tenant_id.0),
+                settings: Set(document),
+                version: Set(version),
+                updated_at: Set(now),
+            }
+            .insert(&txn)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(TenancyError::StaleVersion(0)),
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            let result = tenant_settings::Entity::update_many()
+                .col_expr(tenant_settings::Column::Settings, Expr::value(document))
+                .col_expr(tenant_settings::Column::Version, Expr::value(version))
+                .col_expr(tenant_settings::Column::UpdatedAt, Expr::value(now))
+                .filter(tenant_settings::Column::TenantId.eq(ctx.tenant_id.0))
+                .filter(tenant_settings::Column::Version.eq(before.version))
+                .exec(&txn)
+                .await?;
+            if result.rows_affected != 1 {
+                return Err(TenancyError::StaleVersion(before.version));
+            }
+        }
+        self.audit
+            .record(
+                &txn,
+                AuditEntry::new(
+                    Some(ctx.tenant_id),
+                    ctx.actor(),
+                    "tenant.settings_updated",
+                    "tenant",
+                    Some(ctx.tenant_id.to_string()),
+                    &ctx.client,
+                )
+                .with_change(
+                    serde_json::to_value(&before.settings).ok(),
+                    serde_json::to_value(&settings).ok(),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(StoredSettings {
+            settings,
+            version,
+            updated_at: Some(now),
+        })
+    }
+
+    async fn find(&self, tenant: TenantId) -> Result<Tenant, TenancyError> {
+        tenant::Entity::find_by_id(tenant.0)
+            .one(&self.db)
+            .await?
+            .map(Tenant::from)
+            .ok_or(TenancyError::NotFound)
+    }
+
+    async fn settings_of(&self, tenant: TenantId) -> Result<TenantSettings, TenancyError> {
+        Ok(load_settings(&self.db, tenant).await?.settings)
+    }
+
+    async fn add_member(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: TenantId,
+        user: UserId,
+        role: Role,
+    ) -> Result<(), TenancyError> {
+        let sp = txn.begin().await?;
+        let inserted = membership::ActiveModel {
+            tenant_id: Set(tenant.0),
+            user_id: Set(user.0),
+            role: Set(role.as_str().to_owned()),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&sp)
+        .await;
+        match inserted {
+            Ok(_) => Ok(sp.commit().await?),
+            Err(e) if is_unique_violation(&e) => {
+                sp.rollback().await?;
+                Err(TenancyError::AlreadyMember)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn lock_and_count_members(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: TenantId,
+    ) -> Result<u64, TenancyError> {
+        // FOR UPDATE on PostgreSQL; SQLite's write transactions are serial already.
+        tenant::Entity::find_by_id(tenant.0)
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or(TenancyError::NotFound)?;
+        Ok(membership::Entity::find()
+            .filter(membership::Column::TenantId.eq(tenant.0))
+            .count(txn)
+            .await?)
+    }
+
     async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>, TenancyError> {
         let rows = membership::Entity::find()
             .filter(membership::Column::UserId.eq(user.0))
@@ -242,4 +413,28 @@ impl TenancyService for SeaTenancy {
             })
             .collect())
     }
+}
+
+/// A tenant's settings as stored; version 0 means it never changed them.
+async fn load_settings(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+) -> Result<StoredSettings, TenancyError> {
+    let Some(row) = tenant_settings::Entity::find_by_id(tenant.0)
+        .one(db)
+        .await?
+    else {
+        return Ok(StoredSettings {
+            settings: TenantSettings::default(),
+            version: 0,
+            updated_at: None,
+        });
+    };
+    let settings =
+        serde_json::from_value(row.settings).map_err(|e| sea_orm::DbErr::Json(e.to_string()))?;
+    Ok(StoredSettings {
+        settings,
+        version: row.version,
+        updated_at: Some(row.updated_at),
+    })
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod health;
+pub mod invitations;
 pub mod pages;
 pub mod sessions;
 pub mod tenants;
@@ -26,6 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(pages::verify_email_js)
         .service(pages::reset_password)
         .service(pages::reset_password_js)
+        .service(pages::accept_invite)
+        .service(pages::accept_invite_js)
         .service(
             web::scope("/api/v1")
                 .service(auth::register)
@@ -38,10 +41,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(auth::resend_verification)
                 .service(auth::forgot_password)
                 .service(auth::reset_password)
+                .service(invitations::preview)
+                .service(invitations::accept)
                 .service(sessions::list_sessions)
                 .service(sessions::revoke_session)
                 .service(users::me)
                 .service(tenants::get_current)
-                .service(tenants::update_current),
+                .service(tenants::update_current)
+                .service(tenants::get_settings)
+                .service(tenants::update_settings)
+                .service(invitations::create)
+                .service(invitations::list)
+                .service(invitations::get_one)
+                .service(invitations::resend)
+                .service(invitations::revoke),
         );
 }

@@ -47,3 +47,16 @@ pub async fn reset_password() -> HttpResponse {
 pub async fn reset_password_js() -> HttpResponse {
     page(JS, include_str!("../pages/reset-password.js"))
 }
+
+/// The page an invitation email links to; it accepts the invitation, asking for a name and
+/// password only when the address has no account yet.
+#[get("/accept-invite")]
+pub async fn accept_invite() -> HttpResponse {
+    page(HTML, include_str!("../pages/accept-invite.html"))
+}
+
+/// The invitation page's script.
+#[get("/pages/accept-invite.js")]
+pub async fn accept_invite_js() -> HttpResponse {
+    page(JS, include_str!("../pages/accept-invite.js"))
+}

@@ -1,0 +1,323 @@
+//! A tenant's settings: branding, locale, time zone, security policy, limits and feature
+//! toggles. Stored as one document per tenant; a tenant that never changed them has every
+//! default.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tenantry_kernel::{FieldError, ValidationErrors};
+
+/// Everything a tenant may configure about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TenantSettings {
+    /// How the tenant presents itself in emails and pages.
+    pub branding: Branding,
+    /// BCP 47 language tag for emails and pages (`en`, `de-CH`).
+    pub locale: String,
+    /// IANA time zone (`Europe/Zurich`).
+    pub timezone: String,
+    /// Sign-in and invitation rules.
+    pub security: SecurityPolicy,
+    /// Usage limits (until plans own them).
+    pub limits: Limits,
+    /// Free-form feature toggles, by name.
+    pub features: BTreeMap<String, bool>,
+}
+
+/// Settings as stored, with the version that is their `ETag`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSettings {
+    /// The settings.
+    pub settings: TenantSettings,
+    /// Bumped by every change; 0 until the first.
+    pub version: i32,
+    /// When they last changed; `None` while every value is the default.
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// How the tenant presents itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Branding {
+    /// Name shown instead of the tenant's own.
+    pub display_name: Option<String>,
+    /// `#rrggbb`.
+    pub primary_color: Option<String>,
+    /// `#rrggbb`.
+    pub accent_color: Option<String>,
+    /// An uploaded file holding the logo.
+    pub logo_file_id: Option<uuid::Uuid>,
+}
+
+/// Sign-in and invitation rules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecurityPolicy {
+    /// How long a sign-in lasts before the member must sign in again, in hours.
+    pub session_lifetime_hours: u32,
+    /// When not empty, invitations go only to addresses at these domains.
+    pub allowed_email_domains: Vec<String>,
+    /// How long an invitation stays valid, in hours.
+    pub invitation_ttl_hours: u32,
+}
+
+/// Usage limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Members plus pending invitations the tenant may have; `None` is unlimited.
+    pub seats: Option<u32>,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            branding: Branding::default(),
+            locale: "en".to_owned(),
+            timezone: "UTC".to_owned(),
+            security: SecurityPolicy::default(),
+            limits: Limits::default(),
+            features: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for SecurityPolicy {
+    fn default() -> Self {
+        Self {
+            session_lifetime_hours: 24 * 30,
+            allowed_email_domains: Vec::new(),
+            invitation_ttl_hours: 72,
+        }
+    }
+}
+
+/// Bounds the settings are checked against.
+const MAX_SESSION_HOURS: u32 = 24 * 365;
+const MAX_INVITATION_HOURS: u32 = 24 * 30;
+const MAX_DOMAINS: usize = 50;
+const MAX_FEATURES: usize = 100;
+
+impl TenantSettings {
+    /// Checks every field, naming each bad one by its dotted path; normalises domains to
+    /// lowercase and trims names on the way.
+    pub fn validated(mut self) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let b = &mut self.branding;
+        if let Some(name) = &b.display_name {
+            let name = name.trim().to_owned();
+            let len = name.chars().count();
+            if len == 0 || len > 100 || name.chars().any(char::is_control) {
+                errors.0.push(FieldError::new(
+                    "branding.display_name",
+                    "invalid",
+                    "1 to 100 characters, no control characters",
+                ));
+            }
+            b.display_name = Some(name);
+        }
+        for (field, value) in [
+            ("branding.primary_color", &b.primary_color),
+            ("branding.accent_color", &b.accent_color),
+        ] {
+            if let Some(c) = value
+                && !is_hex_color(c)
+            {
+                errors.0.push(FieldError::new(
+                    field,
+                    "invalid_color",
+                    "a colour as #rrggbb",
+                ));
+            }
+        }
+        if !is_language_tag(&self.locale) {
+            errors.0.push(FieldError::new(
+                "locale",
+                "invalid_locale",
+                "a BCP 47 language tag such as en or de-CH",
+            ));
+        }
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            errors.0.push(FieldError::new(
+                "timezone",
+                "invalid_timezone",
+                "an IANA time zone such as Europe/Zurich",
+            ));
+        }
+        let s = &mut self.security;
+        if !(1..=MAX_SESSION_HOURS).contains(&s.session_lifetime_hours) {
+            errors.0.push(FieldError::new(
+                "security.session_lifetime_hours",
+                "out_of_range",
+                format!("between 1 and {MAX_SESSION_HOURS}"),
+            ));
+        }
+        if !(1..=MAX_INVITATION_HOURS).contains(&s.invitation_ttl_hours) {
+            errors.0.push(FieldError::new(
+                "security.invitation_ttl_hours",
+                "out_of_range",
+                format!("between 1 and {MAX_INVITATION_HOURS}"),
+            ));
+        }
+        if s.allowed_email_domains.len() > MAX_DOMAINS {
+            errors.0.push(FieldError::new(
+                "security.allowed_email_domains",
+                "too_many",
+                format!("at most {MAX_DOMAINS} domains"),
+            ));
+        }
+        for (i, d) in s.allowed_email_domains.iter_mut().enumerate() {
+            *d = d.trim().to_lowercase();
+            if !is_domain(d) {
+                errors.0.push(FieldError::new(
+                    &format!("security.allowed_email_domains[{i}]"),
+                    "invalid_domain",
+                    "a domain name such as example.com",
+                ));
+            }
+        }
+        s.allowed_email_domains.sort();
+        s.allowed_email_domains.dedup();
+        if self.limits.seats == Some(0) {
+            errors.0.push(FieldError::new(
+                "limits.seats",
+                "out_of_range",
+                "at least 1, or null for no limit",
+            ));
+        }
+        if self.features.len() > MAX_FEATURES {
+            errors.0.push(FieldError::new(
+                "features",
+                "too_many",
+                format!("at most {MAX_FEATURES} toggles"),
+            ));
+        }
+        for name in self.features.keys() {
+            if !is_feature_name(name) {
+                errors.0.push(FieldError::new(
+                    &format!("features.{name}"),
+                    "invalid_name",
+                    "1 to 64 of a-z, 0-9, '_', '-' and '.'",
+                ));
+            }
+        }
+        errors.into_result().map(|()| self)
+    }
+
+    /// Whether the policy lets the tenant invite `email` (already normalised to lowercase).
+    #[must_use]
+    pub fn allows_invitee(&self, email: &str) -> bool {
+        let domains = &self.security.allowed_email_domains;
+        domains.is_empty()
+            || email
+                .rsplit_once('@')
+                .is_some_and(|(_, domain)| domains.iter().any(|d| d == domain))
+    }
+
+    /// The session lifetime the policy sets.
+    #[must_use]
+    pub fn session_lifetime(&self) -> chrono::Duration {
+        chrono::Duration::hours(i64::from(self.security.session_lifetime_hours))
+    }
+
+    /// How long a new or resent invitation stays valid.
+    #[must_use]
+    pub fn invitation_ttl(&self) -> chrono::Duration {
+        chrono::Duration::hours(i64::from(self.security.invitation_ttl_hours))
+    }
+}
+
+fn is_hex_color(s: &str) -> bool {
+    s.len() == 7 && s.starts_with('#') && s[1..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+fn is_language_tag(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let primary = parts.next().unwrap_or("");
+    (2..=3).contains(&primary.len())
+        && primary.chars().all(|c| c.is_ascii_alphabetic())
+        && s.len() <= 35
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+fn is_domain(s: &str) -> bool {
+    s.len() <= 253
+        && s.contains('.')
+        && s.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+fn is_feature_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(e: &ValidationErrors) -> Vec<&str> {
+        e.0.iter().map(|f| f.field.as_str()).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(
+            TenantSettings::default().validated().unwrap(),
+            TenantSettings::default()
+        );
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let mut s = TenantSettings::default();
+        s.branding.primary_color = Some("red".into());
+        s.locale = "english!".into();
+        s.timezone = "Mars/Olympus_Mons".into();
+        s.security.session_lifetime_hours = 0;
+        s.security.allowed_email_domains = vec!["Example.COM".into(), "not a domain".into()];
+        s.limits.seats = Some(0);
+        s.features.insert("Bad Name".into(), true);
+        let err = s.validated().unwrap_err();
+        assert_eq!(
+            fields(&err),
+            [
+                "branding.primary_color",
+                "locale",
+                "timezone",
+                "security.session_lifetime_hours",
+                "security.allowed_email_domains[1]",
+                "limits.seats",
+                "features.Bad Name",
+            ]
+        );
+    }
+
+    #[test]
+    fn domains_are_normalised_and_checked_against_invitees() {
+        let mut s = TenantSettings::default();
+        assert!(s.allows_invitee("anyone@anywhere.org"));
+        s.security.allowed_email_domains = vec![" Example.COM ".into(), "example.com".into()];
+        let s = s.validated().unwrap();
+        assert_eq!(s.security.allowed_email_domains, ["example.com"]);
+        assert!(s.allows_invitee("ada@example.com"));
+        assert!(!s.allows_invitee("ada@sub.example.com"));
+        assert!(!s.allows_invitee("ada@example.org"));
+    }
+
+    #[test]
+    fn zones_and_tags_parse() {
+        let s = TenantSettings {
+            timezone: "Europe/Zurich".into(),
+            locale: "de-CH".into(),
+            ..TenantSettings::default()
+        };
+        assert!(s.validated().is_ok());
+    }
+}
