@@ -93,3 +93,137 @@ async fn a_user_cannot_reach_another_tenant(app: TestApp) {
     assert_eq!(seen_by_b["id"], b.tenant_id.as_str());
 }
 on_both_databases!(a_user_cannot_reach_another_tenant);
+
+async fn tenant_settings_are_read_replaced_checked_and_applied(app: TestApp) {
+    let owner = app.register("owner@example.com", "Acme").await;
+    let path = "/api/v1/tenants/current/settings";
+    let res = app.get_authed(path, &owner.access_token).await;
+    assert_eq!(res.headers()["etag"], "\"0\"");
+    let defaults: Value = res.json().await.unwrap();
+    assert_eq!(defaults["locale"], "en");
+    assert_eq!(defaults["timezone"], "UTC");
+    assert_eq!(defaults["security"]["session_lifetime_hours"], 720);
+    assert_eq!(defaults["security"]["invitation_ttl_hours"], 72);
+    assert_eq!(defaults["limits"]["seats"], Value::Null);
+
+    // Every bad field is named by its path, and nothing changes.
+    let res = app
+        .put_authed(
+            path,
+            &owner.access_token,
+            &json!({
+                "branding": {"primary_color": "blue"},
+                "timezone": "Mars/Olympus_Mons",
+                "security": {"session_lifetime_hours": 0},
+                "features": {"Not Valid": true},
+            }),
+        )
+        .await;
+    let body = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "branding.primary_color",
+            "timezone",
+            "security.session_lifetime_hours",
+            "features.Not Valid"
+        ]
+    );
+    let res = app
+        .put_authed(path, &owner.access_token, &json!({"colour": "red"}))
+        .await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(app.get_json(path, &owner.access_token).await, defaults);
+
+    let wanted = json!({
+        "branding": {"display_name": "Acme Support", "primary_color": "#0a7cff", "accent_color": null, "logo_file_id": null},
+        "locale": "de-CH",
+        "timezone": "Europe/Zurich",
+        "security": {"session_lifetime_hours": 2, "allowed_email_domains": ["acme.test"], "invitation_ttl_hours": 24},
+        "limits": {"seats": 10},
+        "features": {"beta.reports": true},
+    });
+    let res = app.put_authed(path, &owner.access_token, &wanted).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["etag"], "\"1\"");
+    assert_eq!(res.json::<Value>().await.unwrap(), wanted);
+    assert_eq!(app.get_json(path, &owner.access_token).await, wanted);
+
+    // A stale If-Match is refused.
+    let res = app
+        .client
+        .put(app.url(path))
+        .bearer_auth(&owner.access_token)
+        .header("if-match", "\"0\"")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::PRECONDITION_FAILED, "stale_version").await;
+
+    // The policy applies: sign-ins last two hours, invitations one day.
+    let login: Value = app
+        .login(&owner.email, &owner.password)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = login["access_token"].as_str().unwrap();
+    let sessions = app.get_json("/api/v1/auth/sessions", access).await;
+    let current = sessions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap();
+    let expires: chrono::DateTime<chrono::Utc> =
+        current["expires_at"].as_str().unwrap().parse().unwrap();
+    let lifetime = expires - chrono::Utc::now();
+    assert!(
+        lifetime <= chrono::Duration::hours(2) && lifetime > chrono::Duration::minutes(119),
+        "{lifetime}"
+    );
+    let res = app
+        .post_authed(
+            "/api/v1/invitations",
+            access,
+            Some(json!({"emails": ["new@acme.test"], "role": "member"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    let ttl = body["items"][0]["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap()
+        - chrono::Utc::now();
+    assert!(ttl <= chrono::Duration::hours(24) && ttl > chrono::Duration::hours(23));
+
+    // Members read the settings but may not change them.
+    let token = app.mail.invitation_token("new@acme.test").await;
+    let accepted: Value = app
+        .post_json(
+            "/api/v1/auth/accept-invite",
+            &json!({"token": token, "name": "New", "password": "long enough password"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let member = accepted["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get_json(path, &member).await, wanted);
+    assert_problem(
+        app.put_authed(path, &member, &json!({})).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+}
+on_both_databases!(tenant_settings_are_read_replaced_checked_and_applied);
