@@ -199,6 +199,65 @@ async fn an_existing_account_joins_and_signs_in_to_the_new_tenant(app: TestApp) 
     assert_eq!(me["current_tenant"]["id"], owner.tenant_id.as_str());
     assert_eq!(me["memberships"].as_array().unwrap().len(), 2);
 
+    // From the session in their own tenant, Bob sees both tenants and switches over.
+    let mine = app
+        .get_json("/api/v1/users/me/tenants", &other.access_token)
+        .await;
+    let listed: Vec<(&str, &str, bool)> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["tenant"]["id"].as_str().unwrap(),
+                m["role"].as_str().unwrap(),
+                m["current"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (other.tenant_id.as_str(), "owner", true),
+            (owner.tenant_id.as_str(), "member", false)
+        ]
+    );
+    let res = app
+        .post_authed(
+            "/api/v1/auth/switch-tenant",
+            &other.access_token,
+            Some(json!({"tenant_id": owner.tenant_id})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let switched: Value = res.json().await.unwrap();
+    let me: Value = app
+        .me(switched["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["current_tenant"]["id"], owner.tenant_id.as_str());
+    assert_eq!(me["role"], "member");
+    let refreshed = app
+        .refresh(switched["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    // The owner is no member of Bob's tenant, and an unknown tenant is no better.
+    for tenant in [other.tenant_id.clone(), uuid::Uuid::now_v7().to_string()] {
+        assert_problem(
+            app.post_authed(
+                "/api/v1/auth/switch-tenant",
+                &owner.access_token,
+                Some(json!({"tenant_id": tenant})),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "not_a_member",
+        )
+        .await;
+    }
+
     // Now a member, the address cannot be invited again.
     assert_problem(
         invite(&app, &owner.access_token, &["bob@example.com"], "member").await,

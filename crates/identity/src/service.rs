@@ -83,6 +83,14 @@ pub trait IdentityService: Send + Sync {
     /// Ends the caller's session.
     async fn logout(&self, ctx: &RequestContext) -> Result<(), IdentityError>;
 
+    /// Opens a session for the caller in another tenant they belong to (the current session
+    /// stays as it is).
+    async fn switch_tenant(
+        &self,
+        ctx: &RequestContext,
+        tenant: TenantId,
+    ) -> Result<TokenPair, IdentityError>;
+
     /// The caller's live sessions in the current tenant, newest first.
     async fn list_sessions(
         &self,
@@ -511,6 +519,38 @@ impl IdentityService for SeaIdentity {
         .await?;
         txn.commit().await?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn switch_tenant(
+        &self,
+        ctx: &RequestContext,
+        tenant: TenantId,
+    ) -> Result<TokenPair, IdentityError> {
+        let user_id = ctx.user_id().ok_or(IdentityError::NotAMember)?;
+        if self.tenancy.role_of(tenant, user_id).await?.is_none() {
+            return Err(IdentityError::NotAMember);
+        }
+        let lifetime = self.tenancy.settings_of(tenant).await?.session_lifetime();
+        let txn = begin_write(&self.db).await?;
+        let (session_id, refresh) =
+            sessions::open(&txn, tenant, user_id, lifetime, &ctx.client).await?;
+        self.audit
+            .record(
+                &txn,
+                AuditEntry::new(
+                    Some(tenant),
+                    ctx.actor(),
+                    "session.created",
+                    "session",
+                    Some(session_id.to_string()),
+                    &ctx.client,
+                )
+                .with_change(None, Some(json!({"switched_from": ctx.tenant_id}))),
+            )
+            .await?;
+        txn.commit().await?;
+        self.token_pair(user_id, tenant, session_id, refresh)
     }
 
     async fn list_sessions(

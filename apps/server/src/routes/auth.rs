@@ -267,6 +267,40 @@ pub async fn verify_email(
     }))
 }
 
+/// The tenant to switch to.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchTenantRequest {
+    /// A tenant the caller belongs to (see `GET /api/v1/users/me/tenants`).
+    pub tenant_id: uuid::Uuid,
+}
+
+/// Signs the caller in to another tenant they belong to: a new session there, with its own
+/// tokens and the tenant's session lifetime. The current session is left as it is.
+#[utoipa::path(post, path = "/api/v1/auth/switch-tenant", tag = "auth", operation_id = "switch_tenant",
+    security(("bearer" = [])),
+    request_body = SwitchTenantRequest,
+    responses(
+        (status = 200, description = "Tokens for the other tenant", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid access token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a member of that tenant (`not_a_member`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`tenant_id` missing or not a UUID", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/auth/switch-tenant")]
+pub async fn switch_tenant(
+    state: AppState,
+    auth: Auth,
+    body: web::Json<SwitchTenantRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let tokens = state
+        .identity
+        .switch_tenant(&auth.0, TenantId(body.tenant_id))
+        .await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::from(tokens)))
+}
+
 /// Ends every session of the caller, on every device and in every tenant, this one included.
 #[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", operation_id = "logout_all_sessions",
     security(("bearer" = [])),

@@ -1,4 +1,4 @@
-//! Users as they see themselves.
+//! Users as they see themselves, and the tenants they belong to.
 
 use actix_web::{HttpResponse, get};
 use serde::Serialize;
@@ -16,6 +16,8 @@ pub struct MembershipResponse {
     pub tenant: TenantResponse,
     /// The user's role there: `owner`, `admin` or `member`.
     pub role: String,
+    /// Whether this session acts in this tenant.
+    pub current: bool,
 }
 
 /// The signed-in user, the tenant this session acts in, and their rights there.
@@ -71,9 +73,41 @@ pub async fn me(state: AppState, auth: Auth) -> Result<HttpResponse, ApiError> {
             .memberships
             .into_iter()
             .map(|m| MembershipResponse {
+                current: m.tenant.id == auth.0.tenant_id,
                 tenant: m.tenant.into(),
                 role: m.role.as_str().to_owned(),
             })
             .collect(),
     }))
+}
+
+/// Every tenant the signed-in user belongs to, with their role in each, oldest membership
+/// first.
+#[utoipa::path(get, path = "/api/v1/users/me/tenants", tag = "users", operation_id = "list_my_tenants",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user's tenants", body = MyTenants),
+        (status = 401, description = "Missing or invalid access token", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+#[get("/users/me/tenants")]
+pub async fn my_tenants(state: AppState, auth: Auth) -> Result<HttpResponse, ApiError> {
+    let user = auth.0.user_id().ok_or_else(ApiError::not_found)?;
+    let memberships = state.tenancy.memberships_of(user).await?;
+    Ok(HttpResponse::Ok().json(MyTenants {
+        items: memberships
+            .into_iter()
+            .map(|m| MembershipResponse {
+                current: m.tenant.id == auth.0.tenant_id,
+                tenant: m.tenant.into(),
+                role: m.role.as_str().to_owned(),
+            })
+            .collect(),
+    }))
+}
+
+/// The tenants a user belongs to.
+#[derive(Serialize, ToSchema)]
+pub struct MyTenants {
+    /// One entry per membership.
+    pub items: Vec<MembershipResponse>,
 }
