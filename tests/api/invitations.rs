@@ -152,6 +152,42 @@ async fn a_new_address_is_invited_accepts_and_signs_in_with_the_role(app: TestAp
     assert_eq!(list["items"][0]["status"], "accepted");
     assert_eq!(list["items"][0]["email_delivery"]["status"], "sent");
     assert_eq!(list["items"][0]["email_delivery"]["attempts"], 1);
+
+    // Both commands left their audit record in the tenant, naming the invitation and who
+    // acted: the owner invited, the new member accepted.
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let invitation_id = created["id"].as_str().unwrap();
+    let rows = tenantry_audit::entity::Entity::find()
+        .filter(tenantry_audit::entity::Column::ResourceId.eq(invitation_id))
+        .order_by_asc(tenantry_audit::entity::Column::Id)
+        .all(&app.platform.db)
+        .await
+        .unwrap();
+    let trail: Vec<(&str, Option<&str>, Option<String>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.action.as_str(),
+                r.actor_id.as_deref(),
+                r.tenant_id.map(|t| t.to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            (
+                "invitation.created",
+                Some(owner.user_id.as_str()),
+                Some(owner.tenant_id.clone())
+            ),
+            (
+                "invitation.accepted",
+                accepted["user_id"].as_str(),
+                Some(owner.tenant_id.clone())
+            ),
+        ]
+    );
 }
 on_both_databases!(a_new_address_is_invited_accepts_and_signs_in_with_the_role);
 
