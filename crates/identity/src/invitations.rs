@@ -518,18 +518,52 @@ async fn latest_emails(
     Ok(rows)
 }
 
-/// Pending invitations of `tenant` that still hold a seat at `now`.
-async fn pending_seats(
+/// Fails unless `adding` more seats fit under `limit` beside the tenant's `members` (counted
+/// with the tenant locked) and its pending invitations at `now`.
+async fn ensure_seats(
     txn: &DatabaseTransaction,
     tenant: TenantId,
+    members: u64,
+    limit: Option<u32>,
+    adding: u64,
     now: DateTime<Utc>,
-) -> Result<u64, IdentityError> {
-    Ok(invitation::Entity::find()
+) -> Result<(), IdentityError> {
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    let pending = invitation::Entity::find()
         .filter(invitation::Column::TenantId.eq(tenant.0))
         .filter(invitation::Column::Status.eq("pending"))
         .filter(invitation::Column::ExpiresAt.gt(now))
         .count(txn)
-        .await?)
+        .await?;
+    let used = members + pending;
+    if used + adding > u64::from(limit) {
+        return Err(IdentityError::SeatLimitReached {
+            limit,
+            used,
+            requested: adding,
+        });
+    }
+    Ok(())
+}
+
+/// Marks pending invitations past their expiry at `now` as expired, within `scope`; this
+/// frees their address for a new invitation and their seat.
+async fn expire_lapsed(
+    txn: &DatabaseTransaction,
+    scope: Condition,
+    now: DateTime<Utc>,
+) -> Result<u64, IdentityError> {
+    Ok(invitation::Entity::update_many()
+        .col_expr(invitation::Column::Status, Expr::value("expired"))
+        .col_expr(invitation::Column::UpdatedAt, Expr::value(now))
+        .filter(scope)
+        .filter(invitation::Column::Status.eq("pending"))
+        .filter(invitation::Column::ExpiresAt.lte(now))
+        .exec(txn)
+        .await?
+        .rows_affected)
 }
 
 impl SeaIdentity {
@@ -541,30 +575,6 @@ impl SeaIdentity {
         } else {
             Err(IdentityError::RoleNotGrantable(role))
         }
-    }
-
-    /// Checks the seat limit with the tenant locked: `adding` more seats must fit.
-    async fn check_seats(
-        &self,
-        txn: &DatabaseTransaction,
-        tenant: TenantId,
-        limit: Option<u32>,
-        adding: u64,
-        now: DateTime<Utc>,
-    ) -> Result<(), IdentityError> {
-        let members = self.tenancy.lock_and_count_members(txn, tenant).await?;
-        let Some(limit) = limit else {
-            return Ok(());
-        };
-        let used = members + pending_seats(txn, tenant, now).await?;
-        if used + adding > u64::from(limit) {
-            return Err(IdentityError::SeatLimitReached {
-                limit,
-                used,
-                requested: adding,
-            });
-        }
-        Ok(())
     }
 
     /// The invitation a presented token names, checked for acceptance at `now`.
@@ -663,16 +673,15 @@ impl InvitationService for SeaIdentity {
         let txn = begin_write(&self.db).await?;
         // Takes the tenant's lock first, so concurrent invites of one tenant see each other.
         let members = self.tenancy.lock_and_count_members(&txn, tenant).await?;
-        // Pending invitations past their expiry free their address (and seat) here.
-        invitation::Entity::update_many()
-            .col_expr(invitation::Column::Status, Expr::value("expired"))
-            .col_expr(invitation::Column::UpdatedAt, Expr::value(now))
-            .filter(invitation::Column::TenantId.eq(tenant.0))
-            .filter(invitation::Column::Email.is_in(addresses.iter().copied()))
-            .filter(invitation::Column::Status.eq("pending"))
-            .filter(invitation::Column::ExpiresAt.lte(now))
-            .exec(&txn)
-            .await?;
+        // Lapsed invitations of these addresses free them here, not only at the daily cleanup.
+        expire_lapsed(
+            &txn,
+            Condition::all()
+                .add(invitation::Column::TenantId.eq(tenant.0))
+                .add(invitation::Column::Email.is_in(addresses.iter().copied())),
+            now,
+        )
+        .await?;
         let mut skipped = Vec::new();
         let existing_users = user::Entity::find()
             .filter(user::Column::Email.is_in(addresses.iter().copied()))
@@ -699,16 +708,9 @@ impl InvitationService for SeaIdentity {
             .iter()
             .filter(|e| !skipped.iter().any(|(s, _)| s == e.as_str()))
             .collect();
-        if let Some(limit) = settings.limits.seats {
-            let used = members + pending_seats(&txn, tenant, now).await?;
-            let requested = wanted.len() as u64;
-            if requested > 0 && used + requested > u64::from(limit) {
-                return Err(IdentityError::SeatLimitReached {
-                    limit,
-                    used,
-                    requested,
-                });
-            }
+        if !wanted.is_empty() {
+            let adding = wanted.len() as u64;
+            ensure_seats(&txn, tenant, members, settings.limits.seats, adding, now).await?;
         }
         let expires_at = now + settings.invitation_ttl();
         let mut created = Vec::with_capacity(wanted.len());
@@ -855,8 +857,11 @@ impl InvitationService for SeaIdentity {
         let txn = begin_write(&self.db).await?;
         if was == InvitationStatus::Expired {
             // Pending again takes a seat again.
-            self.check_seats(&txn, ctx.tenant_id, settings.limits.seats, 1, now)
+            let members = self
+                .tenancy
+                .lock_and_count_members(&txn, ctx.tenant_id)
                 .await?;
+            ensure_seats(&txn, ctx.tenant_id, members, settings.limits.seats, 1, now).await?;
         }
         cancel_emails(&txn, row.id, now).await?;
         let expires_at = now + settings.invitation_ttl();
@@ -970,12 +975,13 @@ impl InvitationService for SeaIdentity {
             .filter(user::Column::Email.eq(row.email.as_str()))
             .one(&self.db)
             .await?;
-        // A new account needs a name and a password; hash before the transaction opens.
-        let new_account = match &existing {
+        // A new account needs a name and a password; hash before the transaction opens. Its
+        // id is chosen now, so the claim below can record who accepted.
+        let (user_id, new_account) = match &existing {
             Some(account) if account.status != "active" => {
                 return Err(IdentityError::AccountDisabled);
             }
-            Some(_) => None,
+            Some(account) => (UserId(account.id), None),
             None => {
                 let mut errors = ValidationErrors::default();
                 let name = errors.check(PersonName::parse("name", name.unwrap_or("")));
@@ -986,7 +992,8 @@ impl InvitationService for SeaIdentity {
                     return Err(ValidationErrors::default().into());
                 };
                 let admission = self.hasher.admit().await?;
-                Some((name, admission.hash(password.expose()).await?))
+                let password_hash = admission.hash(password.expose()).await?;
+                (UserId::new(), Some((name, password_hash)))
             }
         };
         let txn = begin_write(&self.db).await?;
@@ -994,6 +1001,7 @@ impl InvitationService for SeaIdentity {
         let claimed = invitation::Entity::update_many()
             .col_expr(invitation::Column::Status, Expr::value("accepted"))
             .col_expr(invitation::Column::AcceptedAt, Expr::value(now))
+            .col_expr(invitation::Column::AcceptedBy, Expr::value(user_id.0))
             .col_expr(invitation::Column::UpdatedAt, Expr::value(now))
             .filter(invitation::Column::Id.eq(row.id))
             .filter(invitation::Column::Status.eq("pending"))
@@ -1003,21 +1011,19 @@ impl InvitationService for SeaIdentity {
         if claimed.rows_affected != 1 {
             return Err(IdentityError::TokenUsed(TokenKind::Invitation));
         }
-        let user_id = match (&existing, new_account) {
-            (Some(account), _) => {
+        match new_account {
+            None => {
                 // The token reached this address, which proves it as a verification would.
                 user::Entity::update_many()
                     .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
-                    .filter(user::Column::Id.eq(account.id))
+                    .filter(user::Column::Id.eq(user_id.0))
                     .filter(user::Column::EmailVerifiedAt.is_null())
                     .exec(&txn)
                     .await?;
-                UserId(account.id)
             }
-            (None, Some((name, password_hash))) => {
-                let id = UserId::new();
+            Some((name, password_hash)) => {
                 let inserted = user::ActiveModel {
-                    id: Set(id.0),
+                    id: Set(user_id.0),
                     email: Set(row.email.clone()),
                     name: Set(name.as_str().to_owned()),
                     password_hash: Set(password_hash),
@@ -1030,18 +1036,12 @@ impl InvitationService for SeaIdentity {
                 .insert(&txn)
                 .await;
                 match inserted {
-                    Ok(_) => id,
+                    Ok(_) => {}
                     Err(e) if is_unique_violation(&e) => return Err(IdentityError::EmailTaken),
                     Err(e) => return Err(e.into()),
                 }
             }
-            (None, None) => return Err(IdentityError::UserNotFound),
-        };
-        invitation::Entity::update_many()
-            .col_expr(invitation::Column::AcceptedBy, Expr::value(user_id.0))
-            .filter(invitation::Column::Id.eq(row.id))
-            .exec(&txn)
-            .await?;
+        }
         self.tenancy
             .add_member(&txn, tenant, user_id, role)
             .await
@@ -1240,14 +1240,7 @@ impl InvitationService for SeaIdentity {
         now: DateTime<Utc>,
     ) -> Result<InvitationCleanup, IdentityError> {
         let txn = begin_write(&self.db).await?;
-        let expired = invitation::Entity::update_many()
-            .col_expr(invitation::Column::Status, Expr::value("expired"))
-            .col_expr(invitation::Column::UpdatedAt, Expr::value(now))
-            .filter(invitation::Column::Status.eq("pending"))
-            .filter(invitation::Column::ExpiresAt.lte(now))
-            .exec(&txn)
-            .await?
-            .rows_affected;
+        let expired = expire_lapsed(&txn, Condition::all(), now).await?;
         let ended = invitation::Entity::find()
             .select_only()
             .column(invitation::Column::Id)

@@ -192,11 +192,15 @@ async fn dispatch(queue: &JobQueue, event: &Event) -> anyhow::Result<()> {
     }
 }
 
+/// The link an email carries to `page` with a single-use token. The token rides in the
+/// fragment: browsers never send it to a server, so it stays out of access logs and Referer
+/// headers.
+fn email_link(settings: &crate::Settings, page: &str, token: &str) -> String {
+    format!("{}/{page}#token={token}", settings.link_base())
+}
+
 async fn send_email(job: EmailJob, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
-    // Tokens ride in the link's fragment: browsers never send it to a server, so it stays
-    // out of access logs and Referer headers.
-    let link =
-        |page: &str, token: &str| format!("{}/{page}#token={token}", platform.settings.link_base());
+    let link = |page: &str, token: &str| email_link(&platform.settings, page, token);
     let from = &platform.settings.mail_from;
     match job {
         EmailJob::Verification { user_id } => {
@@ -250,11 +254,7 @@ pub async fn deliver_invitation_email(
     else {
         return Ok(false);
     };
-    let link = format!(
-        "{}/accept-invite#token={}",
-        platform.settings.link_base(),
-        mail.token
-    );
+    let link = email_link(&platform.settings, "accept-invite", &mail.token);
     let sent = match invitation_email(&platform.settings.mail_from, &mail, &link) {
         Ok(message) => platform.mailer.send(message).await,
         Err(e) => Err(e),
