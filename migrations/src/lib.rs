@@ -10,6 +10,7 @@ mod helpers;
 mod m20261121_000001_core;
 mod m20261121_000002_password_resets;
 mod m20261121_000003_invitations;
+mod m20261121_000004_members_locations;
 
 /// Applies Tenantry's migrations in order.
 #[derive(Debug)]
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_core::Migration),
             Box::new(m20261121_000002_password_resets::Migration),
             Box::new(m20261121_000003_invitations::Migration),
+            Box::new(m20261121_000004_members_locations::Migration),
         ]
     }
 }

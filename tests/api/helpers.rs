@@ -187,6 +187,47 @@ impl TestApp {
             .expect("request")
     }
 
+    pub async fn patch_authed(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Brings `email` into `inviter`'s tenant with `role` the way a person joins: invited,
+    /// the emailed link accepted as a new account named `name`. Answers the new account.
+    pub async fn join(&self, inviter: &Account, email: &str, name: &str, role: &str) -> Account {
+        let res = self
+            .post_authed(
+                "/api/v1/invitations",
+                &inviter.access_token,
+                Some(json!({"emails": [email], "role": role})),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED, "invite {email}");
+        let token = self.mail.invitation_token(email).await;
+        let password = "a long enough password".to_owned();
+        let res = self
+            .post_json(
+                "/api/v1/auth/accept-invite",
+                &json!({"token": token, "name": name, "password": password}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED, "accept {email}");
+        let body: Value = res.json().await.expect("json");
+        Account {
+            email: email.to_owned(),
+            password,
+            user_id: body["user_id"].as_str().expect("user_id").to_owned(),
+            tenant_id: body["tenant_id"].as_str().expect("tenant_id").to_owned(),
+            access_token: body["access_token"].as_str().expect("token").to_owned(),
+            refresh_token: body["refresh_token"].as_str().expect("token").to_owned(),
+        }
+    }
+
     pub async fn delete_authed(&self, path: &str, token: &str) -> Response {
         self.client
             .delete(self.url(path))

@@ -243,6 +243,47 @@ impl From<TenancyError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "already_member", "Conflict")
                     .detail("the user already belongs to the tenant")
             }
+            TenancyError::MemberNotFound => ApiError::not_found().detail("member not found"),
+            TenancyError::LocationNotFound => ApiError::not_found().detail("location not found"),
+            TenancyError::LastOwner => {
+                ApiError::new(StatusCode::CONFLICT, "last_owner", "Conflict").detail(
+                    "the tenant must keep at least one active owner; make someone else an \
+                     owner first",
+                )
+            }
+            TenancyError::RoleNotManageable(role) => {
+                ApiError::new(StatusCode::FORBIDDEN, "role_not_grantable", "Forbidden")
+                    .detail(format!("the role {} ranks above your own", role.as_str()))
+            }
+            TenancyError::SelfTarget(action) => {
+                ApiError::new(StatusCode::CONFLICT, "cannot_target_self", "Conflict")
+                    .detail(format!("you cannot {action} yourself"))
+            }
+            TenancyError::OwnerOnly(action) => {
+                ApiError::new(StatusCode::FORBIDDEN, "owner_only", "Forbidden")
+                    .detail(format!("only an owner may {action}"))
+            }
+            TenancyError::MemberDeactivated => {
+                ApiError::new(StatusCode::CONFLICT, "member_deactivated", "Conflict")
+                    .detail("the member is deactivated; reactivate them first")
+            }
+            TenancyError::MemberAlready(state) => {
+                ApiError::new(StatusCode::CONFLICT, "member_state_unchanged", "Conflict")
+                    .detail(format!("the member is already {state}"))
+            }
+            TenancyError::SeatLimitReached { limit, used } => {
+                ApiError::new(StatusCode::CONFLICT, "seat_limit_reached", "Conflict").detail(
+                    format!("the tenant has {limit} seats and {used} active members"),
+                )
+            }
+            TenancyError::NotLocationMember => {
+                ApiError::new(StatusCode::FORBIDDEN, "not_a_location_member", "Forbidden")
+                    .detail("you are not a member of that location")
+            }
+            TenancyError::LocationCodeTaken => {
+                ApiError::new(StatusCode::CONFLICT, "location_code_taken", "Conflict")
+                    .detail("another location of the tenant has this code")
+            }
             TenancyError::Invalid(v) => v.into(),
             TenancyError::Database(db) => ApiError::internal(&db),
         }
@@ -301,6 +342,14 @@ impl From<IdentityError> for ApiError {
             }
             E::NotAMember => ApiError::new(StatusCode::FORBIDDEN, "not_a_member", "Forbidden")
                 .detail("not a member of that tenant"),
+            E::TenantSuspended => {
+                ApiError::new(StatusCode::FORBIDDEN, "tenant_suspended", "Forbidden")
+                    .detail("the tenant is suspended; contact its owner or the operator")
+            }
+            E::MembershipDeactivated => {
+                ApiError::new(StatusCode::FORBIDDEN, "membership_deactivated", "Forbidden")
+                    .detail("your access to this tenant was deactivated by its administrators")
+            }
             E::InvalidToken(kind) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", "Invalid token")
                     .detail(format!("the {kind} token is not valid"))

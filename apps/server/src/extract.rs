@@ -9,7 +9,7 @@ use actix_web::error::JsonPayloadError;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use serde::Deserialize;
-use tenantry_kernel::{ClientMeta, PageRequest, RequestContext, ValidationErrors};
+use tenantry_kernel::{ClientMeta, LocationId, PageRequest, RequestContext, ValidationErrors};
 use tenantry_platform::Platform;
 use utoipa::IntoParams;
 
@@ -40,8 +40,12 @@ impl FromRequest for Client {
     }
 }
 
-/// The authenticated caller: a bearer access token turned into a [`RequestContext`].
+/// The authenticated caller: a bearer access token turned into a [`RequestContext`]. A
+/// `X-Location-Id` header chooses the location to act in, over the one the token names.
 pub struct Auth(pub RequestContext);
+
+/// The header that chooses a location to act in.
+pub const LOCATION_HEADER: &str = "x-location-id";
 
 impl FromRequest for Auth {
     type Error = ApiError;
@@ -61,6 +65,13 @@ impl FromRequest for Auth {
             .app_data::<web::Data<Arc<Platform>>>()
             .map(|p| Arc::clone(p));
         let client = client_meta(req);
+        // `Some(None)`: the header is there but names no location.
+        let location = req.headers().get(LOCATION_HEADER).map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<uuid::Uuid>().ok())
+                .map(LocationId)
+        });
         Box::pin(async move {
             let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
                 ApiError::unauthenticated(
@@ -70,7 +81,24 @@ impl FromRequest for Auth {
             })?;
             let platform = platform
                 .ok_or_else(|| ApiError::internal(&std::io::Error::other("platform missing")))?;
-            Ok(Auth(platform.identity.authenticate(&token, client).await?))
+            let location = match location {
+                None => None,
+                Some(Some(id)) => Some(id),
+                Some(None) => {
+                    return Err(ApiError::new(
+                        actix_web::http::StatusCode::BAD_REQUEST,
+                        "invalid_location_header",
+                        "Malformed header",
+                    )
+                    .detail("X-Location-Id must be a location id"));
+                }
+            };
+            Ok(Auth(
+                platform
+                    .identity
+                    .authenticate(&token, client, location)
+                    .await?,
+            ))
         })
     }
 }

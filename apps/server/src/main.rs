@@ -1,9 +1,12 @@
-//! `tenantry`: serves the API (the default), applies migrations, or prints the OpenAPI document.
+//! `tenantry`: serves the API (the default), applies migrations, prints the OpenAPI document,
+//! or suspends and reactivates a tenant.
 
 use clap::{Parser, Subcommand};
+use tenantry_kernel::{Actor, ClientMeta, TenantId};
 use tenantry_platform::Settings;
 use tenantry_platform::telemetry;
 use tenantry_server::{Application, openapi};
+use tenantry_tenancy::TenantStatus;
 
 #[derive(Parser)]
 #[command(name = "tenantry", version, about = "Multi-tenant SaaS backend core")]
@@ -20,6 +23,25 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Operate on one tenant, as the operator of this installation.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantAction {
+    /// Close a tenant to its members: they can neither sign in nor call the API.
+    Suspend {
+        /// The tenant's id.
+        tenant_id: uuid::Uuid,
+    },
+    /// Open a suspended tenant to its members again.
+    Reactivate {
+        /// The tenant's id.
+        tenant_id: uuid::Uuid,
+    },
 }
 
 #[actix_web::main]
@@ -36,6 +58,26 @@ async fn main() -> anyhow::Result<()> {
             let db = tenantry_platform::db::connect(&settings.database_url, 1).await?;
             tenantry_platform::db::migrate(&db).await?;
             tracing::info!("migrations applied");
+        }
+        Some(Command::Tenant { action }) => {
+            let (id, status) = match action {
+                TenantAction::Suspend { tenant_id } => (tenant_id, TenantStatus::Suspended),
+                TenantAction::Reactivate { tenant_id } => (tenant_id, TenantStatus::Active),
+            };
+            let platform = tenantry_platform::Platform::build(settings).await?;
+            let tenant = platform
+                .tenancy
+                .set_status(
+                    TenantId(id),
+                    status,
+                    Actor::System("operator"),
+                    &ClientMeta::default(),
+                )
+                .await?;
+            println!(
+                "tenant {} ({}) is {}",
+                tenant.id, tenant.slug, tenant.status
+            );
         }
         _ => {
             let app = Application::build(settings).await?;

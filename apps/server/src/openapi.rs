@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, health, invitations, sessions, tenants, users, well_known};
+use crate::routes::{auth, health, invitations, members, sessions, tenants, users, well_known};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,6 +45,16 @@ use crate::routes::{auth, health, invitations, sessions, tenants, users, well_kn
         invitations::get_one,
         invitations::resend,
         invitations::revoke,
+        members::list,
+        members::get_one,
+        members::update,
+        members::change_role,
+        members::deactivate,
+        members::reactivate,
+        members::remove,
+        members::get_expertise,
+        members::set_expertise,
+        members::transfer_ownership,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField, crate::error::TenantChoice)),
     modifiers(&BearerAuth),
@@ -54,6 +64,7 @@ use crate::routes::{auth, health, invitations, sessions, tenants, users, well_kn
         (name = "users", description = "User accounts"),
         (name = "tenants", description = "Tenants"),
         (name = "invitations", description = "Inviting people into a tenant"),
+        (name = "members", description = "The tenant's member directory: profiles, roles, status and expertise"),
     )
 )]
 struct ApiDoc;

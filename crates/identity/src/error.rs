@@ -58,6 +58,12 @@ pub enum IdentityError {
     /// The user is not a member of the tenant asked for.
     #[error("not a member of that tenant")]
     NotAMember,
+    /// The tenant is suspended; its members can neither sign in nor act.
+    #[error("the tenant is suspended")]
+    TenantSuspended,
+    /// The caller's membership of the tenant is deactivated.
+    #[error("the membership is deactivated")]
+    MembershipDeactivated,
     /// A single-use token (from an email link) is unknown.
     #[error("invalid {0} token")]
     InvalidToken(TokenKind),

@@ -20,10 +20,10 @@ use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
 use tenantry_kernel::db::{begin_write, is_unique_violation};
 use tenantry_kernel::{
-    Actor, AuditEntry, ClientMeta, Event, FieldError, Page, PageRequest, Permission,
+    Actor, AuditEntry, ClientMeta, Event, FieldError, LocationId, Page, PageRequest, Permission,
     RequestContext, Role, TenantId, UserId, ValidationErrors,
 };
-use tenantry_tenancy::TenancyError;
+use tenantry_tenancy::{NewMember, TenancyError};
 use uuid::Uuid;
 
 use crate::entity::{invitation, invitation_email, user};
@@ -115,6 +115,8 @@ pub struct NewInvitations {
     pub role: Role,
     /// A note from the inviter, shown in the email.
     pub message: Option<String>,
+    /// The location the invitees will work at, as its members.
+    pub location: Option<LocationId>,
 }
 
 impl NewInvitations {
@@ -124,6 +126,7 @@ impl NewInvitations {
         emails: &[String],
         role: &str,
         message: Option<&str>,
+        location: Option<Uuid>,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         if emails.is_empty() || emails.len() > MAX_BATCH {
@@ -169,6 +172,7 @@ impl NewInvitations {
             emails: parsed,
             role: role.unwrap_or(Role::Member),
             message: message.map(str::to_owned),
+            location: location.map(LocationId),
         })
     }
 }
@@ -203,6 +207,8 @@ pub struct Invitation {
     pub status: InvitationStatus,
     /// Who invited.
     pub invited_by: Option<UserId>,
+    /// The location the invitee will join.
+    pub location_id: Option<LocationId>,
     /// When it stops being acceptable.
     pub expires_at: DateTime<Utc>,
     /// When it was created.
@@ -433,6 +439,7 @@ fn view(
         email: row.email,
         message: row.message,
         invited_by: row.invited_by.map(UserId),
+        location_id: row.location_id.map(LocationId),
         expires_at: row.expires_at,
         created_at: row.created_at,
         accepted_at: row.accepted_at,
@@ -668,6 +675,16 @@ impl InvitationService for SeaIdentity {
         if !refused.is_empty() {
             return Err(ValidationErrors(refused).into());
         }
+        if let Some(location) = input.location
+            && !self.tenancy.location_exists(tenant, location).await?
+        {
+            return Err(ValidationErrors(vec![FieldError::new(
+                "location_id",
+                "unknown_location",
+                "no such location in this tenant",
+            )])
+            .into());
+        }
         let now = Utc::now();
         let addresses: Vec<&str> = input.emails.iter().map(Email::as_str).collect();
         let txn = begin_write(&self.db).await?;
@@ -688,7 +705,7 @@ impl InvitationService for SeaIdentity {
             .all(&txn)
             .await?;
         for u in &existing_users {
-            if self.tenancy.role_of(tenant, UserId(u.id)).await?.is_some() {
+            if self.tenancy.is_member(tenant, UserId(u.id)).await? {
                 skipped.push((u.email.clone(), SkipReason::AlreadyMember));
             }
         }
@@ -731,6 +748,7 @@ impl InvitationService for SeaIdentity {
                 accepted_by: Set(None),
                 revoked_at: Set(None),
                 deleted_at: Set(None),
+                location_id: Set(input.location.map(|l| l.0)),
             };
             // A savepoint per row: a duplicate that slipped past the check above (the
             // partial unique index has the last word) is skipped, not fatal.
@@ -1011,6 +1029,11 @@ impl InvitationService for SeaIdentity {
         if claimed.rows_affected != 1 {
             return Err(IdentityError::TokenUsed(TokenKind::Invitation));
         }
+        let member_name = match (&existing, &new_account) {
+            (Some(account), _) => account.name.clone(),
+            (None, Some((name, _))) => name.as_str().to_owned(),
+            (None, None) => String::new(),
+        };
         match new_account {
             None => {
                 // The token reached this address, which proves it as a verification would.
@@ -1042,8 +1065,13 @@ impl InvitationService for SeaIdentity {
                 }
             }
         }
+        let member = NewMember {
+            user_id,
+            name: member_name,
+            email: row.email.clone(),
+        };
         self.tenancy
-            .add_member(&txn, tenant, user_id, role)
+            .add_member(&txn, tenant, &member, role, row.location_id.map(LocationId))
             .await
             .map_err(|e| match e {
                 TenancyError::AlreadyMember => IdentityError::AlreadyMember,
@@ -1053,8 +1081,8 @@ impl InvitationService for SeaIdentity {
         let tokens = if existing.is_none() {
             let lifetime = self.tenancy.settings_of(tenant).await?.session_lifetime();
             let (session_id, refresh) =
-                sessions::open(&txn, tenant, user_id, lifetime, client).await?;
-            Some(self.token_pair(user_id, tenant, session_id, refresh)?)
+                sessions::open(&txn, tenant, user_id, (None, lifetime), client).await?;
+            Some(self.token_pair(user_id, tenant, (session_id, None), refresh)?)
         } else {
             None
         };
@@ -1326,7 +1354,8 @@ mod tests {
             "not-an-address".to_owned(),
             " ADA@example.com".to_owned(),
         ];
-        let err = NewInvitations::parse(&emails, "wizard", Some(&"x".repeat(1001))).unwrap_err();
+        let err =
+            NewInvitations::parse(&emails, "wizard", Some(&"x".repeat(1001)), None).unwrap_err();
         let fields: Vec<_> = err.0.iter().map(|e| (e.field.as_str(), e.code)).collect();
         assert_eq!(
             fields,
@@ -1344,9 +1373,9 @@ mod tests {
         let many: Vec<String> = (0..=MAX_BATCH)
             .map(|i| format!("u{i}@example.com"))
             .collect();
-        assert!(NewInvitations::parse(&many, "member", None).is_err());
-        assert!(NewInvitations::parse(&[], "member", None).is_err());
-        let ok = NewInvitations::parse(&many[..MAX_BATCH], "admin", Some("  ")).unwrap();
+        assert!(NewInvitations::parse(&many, "member", None, None).is_err());
+        assert!(NewInvitations::parse(&[], "member", None, None).is_err());
+        let ok = NewInvitations::parse(&many[..MAX_BATCH], "admin", Some("  "), None).unwrap();
         assert_eq!(ok.emails.len(), MAX_BATCH);
         assert_eq!(ok.role, Role::Admin);
         assert_eq!(ok.message, None);

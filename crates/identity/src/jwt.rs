@@ -28,6 +28,9 @@ pub struct AccessClaims {
     pub exp: i64,
     /// Unique token id.
     pub jti: String,
+    /// The location the token acts in, when one was chosen at sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lid: Option<String>,
 }
 
 /// Signs and verifies access tokens with one Ed25519 key.
@@ -98,6 +101,7 @@ impl TokenSigner {
         user: &str,
         tenant: &str,
         session: &str,
+        location: Option<&str>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = Utc::now().timestamp();
         let claims = AccessClaims {
@@ -108,6 +112,7 @@ impl TokenSigner {
             iat: now,
             exp: now + self.ttl_secs,
             jti: uuid::Uuid::now_v7().to_string(),
+            lid: location.map(str::to_owned),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
@@ -143,7 +148,7 @@ mod tests {
     #[test]
     fn a_token_verifies_with_the_key_from_the_jwks_alone() {
         let signer = TokenSigner::from_seed(&[7; 32], "https://tenantry.test", 900);
-        let token = signer.issue("u", "t", "s").unwrap();
+        let token = signer.issue("u", "t", "s", None).unwrap();
         let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(signer.jwks()).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.alg, Algorithm::EdDSA);
@@ -169,7 +174,7 @@ mod tests {
     fn a_token_signed_by_another_key_is_refused() {
         let ours = TokenSigner::from_seed(&[1; 32], "iss", 900);
         let theirs = TokenSigner::from_seed(&[2; 32], "iss", 900);
-        let token = theirs.issue("u", "t", "s").unwrap();
+        let token = theirs.issue("u", "t", "s", None).unwrap();
         assert!(ours.verify(&token).is_err());
         assert_ne!(ours.kid(), theirs.kid());
     }
@@ -177,7 +182,7 @@ mod tests {
     #[test]
     fn an_expired_token_is_refused() {
         let signer = TokenSigner::from_seed(&[3; 32], "iss", -60);
-        let token = signer.issue("u", "t", "s").unwrap();
+        let token = signer.issue("u", "t", "s", None).unwrap();
         assert!(signer.verify(&token).is_err());
     }
 
@@ -185,6 +190,6 @@ mod tests {
     fn a_token_from_another_issuer_is_refused() {
         let a = TokenSigner::from_seed(&[4; 32], "https://a", 900);
         let b = TokenSigner::from_seed(&[4; 32], "https://b", 900);
-        assert!(b.verify(&a.issue("u", "t", "s").unwrap()).is_err());
+        assert!(b.verify(&a.issue("u", "t", "s", None).unwrap()).is_err());
     }
 }

@@ -12,7 +12,7 @@ pub mod jwt;
 mod model;
 pub mod password;
 mod service;
-mod sessions;
+pub mod sessions;
 
 pub use error::{IdentityError, TokenKind};
 pub use invitations::{
@@ -30,3 +30,4 @@ pub use service::{
     IdentityService, IdentitySettings, PASSWORD_RESET_REQUESTED, SeaIdentity, USER_REGISTERED,
     VERIFICATION_REQUESTED,
 };
+pub use sessions::MemberSessions;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use tenantry_kernel::{
-    FieldError, PermissionSet, Role, SessionId, TenantId, UserId, ValidationErrors,
+    FieldError, LocationId, PermissionSet, Role, SessionId, TenantId, UserId, ValidationErrors,
 };
 use tenantry_tenancy::{Tenant, TenantName};
 
@@ -163,6 +163,8 @@ pub struct Credentials {
     pub password: String,
     /// The tenant to sign in to, for users with several.
     pub tenant_id: Option<TenantId>,
+    /// The location to act in, if any.
+    pub location_id: Option<LocationId>,
 }
 
 impl Credentials {
@@ -171,6 +173,7 @@ impl Credentials {
         email: &str,
         password: String,
         tenant_id: Option<TenantId>,
+        location_id: Option<LocationId>,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let email = errors.check(Email::parse("email", email));
@@ -191,6 +194,7 @@ impl Credentials {
             email,
             password,
             tenant_id,
+            location_id,
         })
     }
 }

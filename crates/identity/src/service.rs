@@ -12,10 +12,12 @@ use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
 use tenantry_kernel::db::{begin_write, is_unique_violation};
 use tenantry_kernel::{
-    Actor, AuditEntry, AuditSink, ClientMeta, Event, Outbox, Page, PageRequest, Principal,
-    RequestContext, SessionId, TenantId, UserId, ValidationErrors,
+    Actor, AuditEntry, AuditSink, ClientMeta, Event, LocationId, Outbox, Page, PageRequest,
+    Principal, RequestContext, Role, SessionId, TenantId, UserId, ValidationErrors,
 };
-use tenantry_tenancy::TenancyService;
+use tenantry_tenancy::{
+    MemberAccess, MemberStatus, Membership, NewMember, TenancyService, TenantStatus,
+};
 
 use crate::entity::{email_verification, password_reset, refresh_token, session, user};
 use crate::sessions::{self, is_live};
@@ -89,6 +91,7 @@ pub trait IdentityService: Send + Sync {
         &self,
         ctx: &RequestContext,
         tenant: TenantId,
+        location: Option<LocationId>,
     ) -> Result<TokenPair, IdentityError>;
 
     /// The caller's live sessions in the current tenant, newest first.
@@ -148,11 +151,13 @@ pub trait IdentityService: Send + Sync {
         client: &ClientMeta,
     ) -> Result<VerifiedEmail, IdentityError>;
 
-    /// Turns an access token into the context a request runs in.
+    /// Turns an access token into the context a request runs in; `location` (from a request
+    /// header) chooses the location to act in over the one the token names.
     async fn authenticate(
         &self,
         access_token: &str,
         client: ClientMeta,
+        location: Option<LocationId>,
     ) -> Result<RequestContext, IdentityError>;
 
     /// The caller as they see themselves.
@@ -209,12 +214,15 @@ impl SeaIdentity {
         &self,
         user: UserId,
         tenant: TenantId,
-        session: SessionId,
+        (session, location): (SessionId, Option<LocationId>),
         refresh_token: String,
     ) -> Result<TokenPair, IdentityError> {
-        let access_token =
-            self.signer
-                .issue(&user.to_string(), &tenant.to_string(), &session.to_string())?;
+        let access_token = self.signer.issue(
+            &user.to_string(),
+            &tenant.to_string(),
+            &session.to_string(),
+            location.map(|l| l.to_string()).as_deref(),
+        )?;
         Ok(TokenPair {
             access_token,
             refresh_token,
@@ -242,6 +250,16 @@ impl SeaIdentity {
         txn.commit().await?;
         tracing::warn!(session_id = %s.id, "refresh token reuse: session revoked");
         Ok(())
+    }
+}
+
+/// The role of an active member of an active tenant; `none` is the error for a non-member.
+fn active_role(access: MemberAccess, none: IdentityError) -> Result<Role, IdentityError> {
+    match access {
+        MemberAccess::Active(role) => Ok(role),
+        MemberAccess::None => Err(none),
+        MemberAccess::Deactivated => Err(IdentityError::MembershipDeactivated),
+        MemberAccess::TenantSuspended => Err(IdentityError::TenantSuspended),
     }
 }
 
@@ -318,10 +336,25 @@ impl IdentityService for SeaIdentity {
         }
         let tenant = self
             .tenancy
-            .create_tenant(&txn, &input.tenant_name, user_id, client)
+            .create_tenant(
+                &txn,
+                &input.tenant_name,
+                &NewMember {
+                    user_id,
+                    name: input.name.as_str().to_owned(),
+                    email: input.email.as_str().to_owned(),
+                },
+                client,
+            )
             .await?;
-        let (session_id, refresh) =
-            sessions::open(&txn, tenant.id, user_id, self.settings.session_ttl, client).await?;
+        let (session_id, refresh) = sessions::open(
+            &txn,
+            tenant.id,
+            user_id,
+            (None, self.settings.session_ttl),
+            client,
+        )
+        .await?;
         self.audit
             .record(
                 &txn,
@@ -351,7 +384,7 @@ impl IdentityService for SeaIdentity {
             .await?;
         txn.commit().await?;
         self.outbox.wake();
-        let tokens = self.token_pair(user_id, tenant.id, session_id, refresh)?;
+        let tokens = self.token_pair(user_id, tenant.id, (session_id, None), refresh)?;
         Ok(Registered {
             user_id,
             tenant,
@@ -400,27 +433,48 @@ impl IdentityService for SeaIdentity {
             return Err(IdentityError::InvalidCredentials);
         }
         let memberships = self.tenancy.memberships_of(user_id).await?;
-        let tenant = match (input.tenant_id, memberships.as_slice()) {
-            (Some(wanted), _) => memberships
+        let chosen = match input.tenant_id {
+            Some(wanted) => memberships
                 .iter()
                 .find(|m| m.tenant.id == wanted)
-                .map(|m| m.tenant.id)
                 .ok_or(IdentityError::NotAMember)?,
-            (None, [only]) => only.tenant.id,
-            (None, []) => return Err(IdentityError::NotAMember),
-            (None, several) => {
-                return Err(IdentityError::TenantSelectionRequired(
-                    several
-                        .iter()
-                        .map(|m| (m.tenant.id, m.tenant.name.clone()))
-                        .collect(),
-                ));
+            None => {
+                let active: Vec<&Membership> = memberships
+                    .iter()
+                    .filter(|m| m.status == MemberStatus::Active)
+                    .collect();
+                match active.as_slice() {
+                    [only] => *only,
+                    [] if memberships.is_empty() => return Err(IdentityError::NotAMember),
+                    [] => return Err(IdentityError::MembershipDeactivated),
+                    several => {
+                        return Err(IdentityError::TenantSelectionRequired(
+                            several
+                                .iter()
+                                .map(|m| (m.tenant.id, m.tenant.name.clone()))
+                                .collect(),
+                        ));
+                    }
+                }
             }
         };
+        if chosen.status != MemberStatus::Active {
+            return Err(IdentityError::MembershipDeactivated);
+        }
+        if chosen.tenant.status != TenantStatus::Active.as_str() {
+            return Err(IdentityError::TenantSuspended);
+        }
+        let tenant = chosen.tenant.id;
+        if let Some(location) = input.location_id {
+            self.tenancy
+                .location_role(tenant, user_id, chosen.role, location)
+                .await?;
+        }
         // The tenant's security policy sets how long the sign-in lasts.
         let lifetime = self.tenancy.settings_of(tenant).await?.session_lifetime();
         let txn = begin_write(&self.db).await?;
-        let (session_id, refresh) = sessions::open(&txn, tenant, user_id, lifetime, client).await?;
+        let (session_id, refresh) =
+            sessions::open(&txn, tenant, user_id, (input.location_id, lifetime), client).await?;
         self.audit
             .record(
                 &txn,
@@ -435,7 +489,7 @@ impl IdentityService for SeaIdentity {
             )
             .await?;
         txn.commit().await?;
-        self.token_pair(user_id, tenant, session_id, refresh)
+        self.token_pair(user_id, tenant, (session_id, input.location_id), refresh)
     }
 
     #[tracing::instrument(skip_all, err(level = "info"))]
@@ -467,9 +521,10 @@ impl IdentityService for SeaIdentity {
         }
         let tenant = TenantId(s.tenant_id);
         let user_id = UserId(s.user_id);
-        if self.tenancy.role_of(tenant, user_id).await?.is_none() {
-            return Err(IdentityError::SessionEnded);
-        }
+        active_role(
+            self.tenancy.access_of(tenant, user_id).await?,
+            IdentityError::SessionEnded,
+        )?;
         let txn = begin_write(&self.db).await?;
         // Conditional: of two concurrent refreshes with the same token only one wins; the
         // other is reuse.
@@ -499,7 +554,12 @@ impl IdentityService for SeaIdentity {
             )
             .await?;
         txn.commit().await?;
-        self.token_pair(user_id, tenant, SessionId(s.id), raw)
+        self.token_pair(
+            user_id,
+            tenant,
+            (SessionId(s.id), s.location_id.map(LocationId)),
+            raw,
+        )
     }
 
     #[tracing::instrument(skip_all, err(level = "info"))]
@@ -526,15 +586,22 @@ impl IdentityService for SeaIdentity {
         &self,
         ctx: &RequestContext,
         tenant: TenantId,
+        location: Option<LocationId>,
     ) -> Result<TokenPair, IdentityError> {
         let user_id = ctx.user_id().ok_or(IdentityError::NotAMember)?;
-        if self.tenancy.role_of(tenant, user_id).await?.is_none() {
-            return Err(IdentityError::NotAMember);
+        let role = active_role(
+            self.tenancy.access_of(tenant, user_id).await?,
+            IdentityError::NotAMember,
+        )?;
+        if let Some(location) = location {
+            self.tenancy
+                .location_role(tenant, user_id, role, location)
+                .await?;
         }
         let lifetime = self.tenancy.settings_of(tenant).await?.session_lifetime();
         let txn = begin_write(&self.db).await?;
         let (session_id, refresh) =
-            sessions::open(&txn, tenant, user_id, lifetime, &ctx.client).await?;
+            sessions::open(&txn, tenant, user_id, (location, lifetime), &ctx.client).await?;
         self.audit
             .record(
                 &txn,
@@ -550,7 +617,7 @@ impl IdentityService for SeaIdentity {
             )
             .await?;
         txn.commit().await?;
-        self.token_pair(user_id, tenant, session_id, refresh)
+        self.token_pair(user_id, tenant, (session_id, location), refresh)
     }
 
     async fn list_sessions(
@@ -918,6 +985,7 @@ impl IdentityService for SeaIdentity {
         &self,
         access_token: &str,
         client: ClientMeta,
+        location: Option<LocationId>,
     ) -> Result<RequestContext, IdentityError> {
         let claims = self
             .signer
@@ -940,14 +1008,29 @@ impl IdentityService for SeaIdentity {
         if !is_live(&s, Utc::now()) {
             return Err(IdentityError::SessionEnded);
         }
-        let role = self
-            .tenancy
-            .role_of(tenant_id, user_id)
-            .await?
-            .ok_or(IdentityError::SessionEnded)?;
-        Ok(RequestContext::for_user(
-            tenant_id, user_id, session_id, role, client,
-        ))
+        let role = active_role(
+            self.tenancy.access_of(tenant_id, user_id).await?,
+            IdentityError::SessionEnded,
+        )?;
+        let ctx = RequestContext::for_user(tenant_id, user_id, session_id, role, client);
+        let location = match location {
+            Some(l) => Some(l),
+            None => claims
+                .lid
+                .as_deref()
+                .map(|l| parse(l).map(LocationId))
+                .transpose()?,
+        };
+        Ok(match location {
+            None => ctx,
+            Some(location) => {
+                let held = self
+                    .tenancy
+                    .location_role(tenant_id, user_id, role, location)
+                    .await?;
+                ctx.in_location(location, held)
+            }
+        })
     }
 
     async fn me(&self, ctx: &RequestContext) -> Result<Me, IdentityError> {

@@ -12,7 +12,9 @@ use sea_orm::{
 };
 use serde_json::json;
 use tenantry_kernel::crypto::new_token;
-use tenantry_kernel::{Actor, AuditEntry, AuditSink, ClientMeta, SessionId, TenantId, UserId};
+use tenantry_kernel::{
+    Actor, AuditEntry, AuditSink, ClientMeta, LocationId, SessionId, SessionPort, TenantId, UserId,
+};
 
 use crate::IdentityError;
 use crate::entity::{refresh_token, session};
@@ -22,7 +24,7 @@ pub(crate) async fn open<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
     user: UserId,
-    lifetime: Duration,
+    (location, lifetime): (Option<LocationId>, Duration),
     client: &ClientMeta,
 ) -> Result<(SessionId, String), IdentityError> {
     let now = Utc::now();
@@ -39,6 +41,8 @@ pub(crate) async fn open<C: ConnectionTrait>(
         revoked_reason: Set(None),
         ip: Set(client.ip.clone()),
         user_agent: Set(client.user_agent.clone()),
+        location_id: Set(location.map(|l| l.0)),
+        network: Set(None),
     }
     .insert(conn)
     .await?;
@@ -133,6 +137,31 @@ pub(crate) async fn revoke_all_of_user<C: ConnectionTrait>(
         update = update.filter(session::Column::Id.ne(keep.0));
     }
     Ok(update.exec(conn).await?.rows_affected)
+}
+
+/// Ends members' sessions for tenancy, through the kernel's [`SessionPort`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemberSessions;
+
+#[async_trait::async_trait]
+impl SessionPort for MemberSessions {
+    async fn end_member_sessions(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: TenantId,
+        user: UserId,
+        reason: &str,
+    ) -> Result<u64, sea_orm::DbErr> {
+        let result = session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
+            .col_expr(session::Column::RevokedReason, Expr::value(reason))
+            .filter(session::Column::TenantId.eq(tenant.0))
+            .filter(session::Column::UserId.eq(user.0))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(txn)
+            .await?;
+        Ok(result.rows_affected)
+    }
 }
 
 /// Marks a refresh token rotated, unless someone else already did; answers whether we won.

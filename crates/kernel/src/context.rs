@@ -1,7 +1,7 @@
 //! Who is acting, in which tenant, with which permissions: built once per request by the
 //! server's auth middleware (or once per job by the worker) and handed to every service call.
 
-use crate::{Permission, PermissionSet, Role, SessionId, TenantId, UserId};
+use crate::{LocationId, Permission, PermissionSet, Role, SessionId, TenantId, UserId};
 
 /// The authenticated party behind a command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,8 +73,13 @@ pub struct RequestContext {
     pub principal: Principal,
     /// The principal's role in the tenant.
     pub role: Role,
-    /// Resolved once; checks are bit tests.
+    /// The location the principal acts in, if it chose one.
+    pub location_id: Option<LocationId>,
+    /// Resolved once; checks are bit tests. In a location this adds what the principal holds
+    /// there to what it holds tenant-wide.
     pub permissions: PermissionSet,
+    /// What the principal holds tenant-wide; what applies to every location but its own.
+    pub tenant_permissions: PermissionSet,
     /// Where the request came from.
     pub client: ClientMeta,
 }
@@ -101,8 +106,40 @@ impl RequestContext {
                 session_id,
             },
             role,
+            location_id: None,
             permissions: role.permissions(),
+            tenant_permissions: role.permissions(),
             client,
+        }
+    }
+
+    /// The same context acting in `location`, where the principal holds `location_role` (if
+    /// any) on top of its tenant-wide role.
+    #[must_use]
+    pub fn in_location(mut self, location: LocationId, location_role: Option<Role>) -> Self {
+        self.location_id = Some(location);
+        if let Some(role) = location_role {
+            self.permissions = self.tenant_permissions | role.location_permissions();
+        }
+        self
+    }
+
+    /// Fails unless the principal holds `permission` for `location`: a grant made at a
+    /// location counts only while acting in that very location.
+    pub fn require_at(
+        &self,
+        location: LocationId,
+        permission: Permission,
+    ) -> Result<(), AccessDenied> {
+        let held = if self.location_id == Some(location) {
+            self.permissions
+        } else {
+            self.tenant_permissions
+        };
+        if held.contains(permission) {
+            Ok(())
+        } else {
+            Err(AccessDenied(permission))
         }
     }
 
@@ -152,5 +189,22 @@ mod tests {
             Err(AccessDenied(Permission::TenantUpdate))
         );
         assert!(ctx.require(Permission::TenantRead).is_ok());
+    }
+
+    #[test]
+    fn a_location_grant_counts_only_in_that_location() {
+        let (here, there) = (LocationId::new(), LocationId::new());
+        let ctx = RequestContext::for_user(
+            TenantId::new(),
+            UserId::new(),
+            SessionId::new(),
+            Role::Member,
+            ClientMeta::default(),
+        )
+        .in_location(here, Some(Role::Admin));
+        assert!(ctx.require_at(here, Permission::LocationsManage).is_ok());
+        assert!(ctx.require_at(there, Permission::LocationsManage).is_err());
+        // A location grant never reaches tenant-wide permissions.
+        assert!(ctx.require(Permission::TenantUpdate).is_err());
     }
 }

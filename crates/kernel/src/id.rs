@@ -68,6 +68,10 @@ define_id!(
     /// Identifies a login session (one refresh-token family).
     SessionId
 );
+define_id!(
+    /// Identifies a location of a tenant: a store, branch or site.
+    LocationId
+);
 
 #[cfg(test)]
 mod tests {

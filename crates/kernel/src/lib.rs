@@ -1,6 +1,7 @@
 //! The floor every Tenantry crate stands on: typed ids, the [`RequestContext`] a command runs
 //! in, the permission catalogue, crypto helpers, validation errors, and the ports
-//! ([`AuditSink`], [`Outbox`]) through which domain crates reach shared infrastructure.
+//! ([`AuditSink`], [`Outbox`], [`SessionPort`]) through which domain crates reach shared
+//! infrastructure and each other.
 //!
 //! The kernel owns no tables and knows nothing of HTTP or jobs.
 
@@ -13,13 +14,15 @@ pub mod id;
 pub mod outbox;
 pub mod page;
 pub mod permission;
+pub mod sessions;
 pub mod validation;
 
 pub use audit::{AuditEntry, AuditSink};
 pub use context::{AccessDenied, Actor, ClientMeta, Principal, RequestContext};
 pub use event::Event;
-pub use id::{SessionId, TenantId, UserId};
+pub use id::{LocationId, SessionId, TenantId, UserId};
 pub use outbox::Outbox;
-pub use page::{Page, PageRequest};
+pub use page::{KeyPageRequest, Page, PageRequest};
 pub use permission::{Permission, PermissionSet, Role};
+pub use sessions::SessionPort;
 pub use validation::{FieldError, ValidationErrors};

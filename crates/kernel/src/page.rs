@@ -110,6 +110,76 @@ impl<T> Page<T> {
     }
 }
 
+/// A request for one page of a list ordered by a text key (a name) and then by id, ascending:
+/// `after` is the key and id of the last item of the previous page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPageRequest {
+    /// How many items, 1 to [`MAX_LIMIT`].
+    pub limit: u64,
+    /// Return only items after this key and id.
+    pub after: Option<(String, Uuid)>,
+}
+
+impl KeyPageRequest {
+    /// Parses the `limit` and `cursor` query parameters.
+    pub fn parse(limit: Option<u64>, cursor: Option<&str>) -> Result<Self, Vec<FieldError>> {
+        // The limit rules are the same as for id-ordered pages; only the cursor differs.
+        let limit_only = PageRequest::parse(limit, None);
+        let after = match cursor.filter(|c| !c.is_empty()) {
+            None => Ok(None),
+            Some(c) => decode_key_cursor(c).map(Some).ok_or_else(|| {
+                FieldError::new(
+                    "cursor",
+                    "invalid_cursor",
+                    "the cursor is not one this API returned",
+                )
+            }),
+        };
+        match (limit_only, after) {
+            (Ok(p), Ok(after)) => Ok(Self {
+                limit: p.limit,
+                after,
+            }),
+            (l, a) => {
+                let mut errors = l.err().unwrap_or_default();
+                errors.extend(a.err());
+                Err(errors)
+            }
+        }
+    }
+
+    /// How many rows to fetch: one more than the page, to learn whether another follows.
+    #[must_use]
+    pub fn fetch(&self) -> u64 {
+        self.limit + 1
+    }
+
+    /// Builds a page from up to [`Self::fetch`] rows in key order.
+    pub fn page<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> (&str, Uuid)) -> Page<T> {
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = if more {
+            rows.last().map(|last| {
+                let (k, id) = key(last);
+                URL_SAFE_NO_PAD.encode(format!("{id}{k}"))
+            })
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
+fn decode_key_cursor(cursor: &str) -> Option<(String, Uuid)> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
+    let id = Uuid::parse_str(text.get(..36)?).ok()?;
+    Some((text[36..].to_owned(), id))
+}
+
 fn encode_cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
@@ -152,5 +222,20 @@ mod tests {
         let last = Page::from_rows(ids[3..].to_vec(), &request, |id| *id);
         assert_eq!(last.items, ids[3..]);
         assert_eq!(last.next_cursor, None);
+    }
+
+    #[test]
+    fn key_cursors_carry_the_key_and_the_id() {
+        let rows = vec![
+            ("Ada", Uuid::now_v7()),
+            ("Bob", Uuid::now_v7()),
+            ("Cy", Uuid::nil()),
+        ];
+        let request = KeyPageRequest::parse(Some(2), None).unwrap();
+        let page = request.page(rows.clone(), |r| (r.0, r.1));
+        let next = KeyPageRequest::parse(Some(2), page.next_cursor.as_deref()).unwrap();
+        assert_eq!(next.after, Some(("Bob".to_owned(), rows[1].1)));
+        let errors = KeyPageRequest::parse(Some(0), Some("bm9wZQ")).unwrap_err();
+        assert_eq!(errors.len(), 2);
     }
 }

@@ -20,15 +20,27 @@ pub enum Permission {
     /// Invite people into the tenant, and list, resend or revoke invitations.
     #[serde(rename = "users.invite")]
     UsersInvite,
+    /// Change members: profile, role, expertise, deactivation, removal.
+    #[serde(rename = "users.manage")]
+    UsersManage,
+    /// List and read locations and their members.
+    #[serde(rename = "locations.read")]
+    LocationsRead,
+    /// Create, change and delete locations, their settings and their members.
+    #[serde(rename = "locations.manage")]
+    LocationsManage,
 }
 
 impl Permission {
     /// Every permission, in catalogue order.
-    pub const ALL: [Permission; 4] = [
+    pub const ALL: [Permission; 7] = [
         Permission::TenantRead,
         Permission::TenantUpdate,
         Permission::UsersRead,
         Permission::UsersInvite,
+        Permission::UsersManage,
+        Permission::LocationsRead,
+        Permission::LocationsManage,
     ];
 
     /// The stable name clients see.
@@ -39,6 +51,9 @@ impl Permission {
             Permission::TenantUpdate => "tenant.update",
             Permission::UsersRead => "users.read",
             Permission::UsersInvite => "users.invite",
+            Permission::UsersManage => "users.manage",
+            Permission::LocationsRead => "locations.read",
+            Permission::LocationsManage => "locations.manage",
         }
     }
 
@@ -75,6 +90,14 @@ impl PermissionSet {
         Permission::ALL
             .into_iter()
             .filter(move |p| self.contains(*p))
+    }
+}
+
+impl std::ops::BitOr for PermissionSet {
+    type Output = Self;
+
+    fn bitor(self, other: Self) -> Self {
+        Self(self.0 | other.0)
     }
 }
 
@@ -139,9 +162,29 @@ impl Role {
     pub fn permissions(self) -> PermissionSet {
         match self {
             Role::Owner | Role::Admin => Permission::ALL.into_iter().collect(),
-            Role::Member => [Permission::TenantRead, Permission::UsersRead]
-                .into_iter()
-                .collect(),
+            Role::Member => [
+                Permission::TenantRead,
+                Permission::UsersRead,
+                Permission::LocationsRead,
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    /// The permissions the role grants when it is held at one location: only what concerns
+    /// that location, never the tenant as a whole.
+    #[must_use]
+    pub fn location_permissions(self) -> PermissionSet {
+        match self {
+            Role::Owner | Role::Admin => [
+                Permission::UsersRead,
+                Permission::LocationsRead,
+                Permission::LocationsManage,
+            ]
+            .into_iter()
+            .collect(),
+            Role::Member => [Permission::LocationsRead].into_iter().collect(),
         }
     }
 }

@@ -6,11 +6,11 @@ use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
 use tenantry_audit::SeaAuditSink;
 use tenantry_identity::{
-    HashPool, IdentityService, IdentitySettings, InvitationService, PasswordHasher, SeaIdentity,
-    TokenSigner,
+    HashPool, IdentityService, IdentitySettings, InvitationService, MemberSessions, PasswordHasher,
+    SeaIdentity, TokenSigner,
 };
 use tenantry_kernel::AuditSink;
-use tenantry_tenancy::{SeaTenancy, TenancyService};
+use tenantry_tenancy::{MemberService, SeaTenancy, TenancyService};
 
 use crate::jobs::JobQueue;
 use crate::mailer::Mailer;
@@ -25,6 +25,8 @@ pub struct Platform {
     pub db: DatabaseConnection,
     /// Tenants and memberships.
     pub tenancy: Arc<dyn TenancyService>,
+    /// The member directory and member commands.
+    pub members: Arc<dyn MemberService>,
     /// Users, sessions and tokens.
     pub identity: Arc<dyn IdentityService>,
     /// Invitations and their emails.
@@ -59,8 +61,13 @@ impl Platform {
         let mailer = Arc::new(Mailer::from_settings(&settings)?);
         let audit: Arc<dyn AuditSink> = Arc::new(SeaAuditSink);
         let outbox = Arc::new(SqlOutbox::new());
-        let tenancy: Arc<dyn TenancyService> =
-            Arc::new(SeaTenancy::new(db.clone(), Arc::clone(&audit)));
+        let sea_tenancy = Arc::new(SeaTenancy::new(
+            db.clone(),
+            Arc::clone(&audit),
+            Arc::new(MemberSessions),
+        ));
+        let tenancy: Arc<dyn TenancyService> = sea_tenancy.clone();
+        let members: Arc<dyn MemberService> = sea_tenancy;
         let threads = match settings.hash_threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
@@ -93,6 +100,7 @@ impl Platform {
             settings,
             db,
             tenancy,
+            members,
             identity,
             invitations,
             outbox,

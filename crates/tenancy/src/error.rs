@@ -1,6 +1,6 @@
 //! What tenancy commands can fail with.
 
-use tenantry_kernel::{AccessDenied, ValidationErrors};
+use tenantry_kernel::{AccessDenied, Role, ValidationErrors};
 
 /// A tenancy command failed.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,44 @@ pub enum TenancyError {
     /// The user already belongs to the tenant.
     #[error("already a member of the tenant")]
     AlreadyMember,
+    /// No such member in the caller's tenant.
+    #[error("member not found")]
+    MemberNotFound,
+    /// The change would leave the tenant without an active owner.
+    #[error("the tenant must keep at least one active owner")]
+    LastOwner,
+    /// The caller may not hand out or take away a role ranking above its own.
+    #[error("may not manage the role {}", .0.as_str())]
+    RoleNotManageable(Role),
+    /// The command cannot be aimed at the caller itself.
+    #[error("cannot {0} yourself")]
+    SelfTarget(&'static str),
+    /// Only an owner may do this.
+    #[error("only an owner may {0}")]
+    OwnerOnly(&'static str),
+    /// The member is deactivated.
+    #[error("the member is deactivated")]
+    MemberDeactivated,
+    /// The member is already in the requested state.
+    #[error("the member is already {0}")]
+    MemberAlready(&'static str),
+    /// The tenant's seats are taken.
+    #[error("seat limit {limit} reached: {used} in use")]
+    SeatLimitReached {
+        /// The limit.
+        limit: u32,
+        /// Seats in use.
+        used: u64,
+    },
+    /// No such location in the caller's tenant.
+    #[error("location not found")]
+    LocationNotFound,
+    /// The caller is not a member of the location it asked to act in.
+    #[error("not a member of that location")]
+    NotLocationMember,
+    /// A location with this code exists already.
+    #[error("a location with this code exists")]
+    LocationCodeTaken,
     /// The input did not parse.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),

@@ -1,16 +1,25 @@
 //! Tenants and memberships: creating a tenant with a unique slug, reading and updating the
-//! current tenant, and answering which tenants a user belongs to with which role.
+//! current tenant, its settings and status, the member directory, and locations with their
+//! members and settings overrides.
 //!
-//! Users themselves belong to `identity`; this crate only records that a user id is a member.
-//! Tenant settings live here too; locations and domains arrive later.
+//! Users themselves belong to `identity`; this crate records that a user id is a member, with
+//! a copy of the account's name and address so the directory is searched within the tenant.
+//! Ending a member's sessions goes through the kernel's `SessionPort`.
 
 pub mod entity;
 mod error;
+mod member_service;
+mod members;
 mod model;
 mod service;
 mod settings;
 
 pub use error::TenancyError;
-pub use model::{Membership, Slug, Tenant, TenantName, TenantUpdate};
+pub use member_service::MemberService;
+pub use members::{
+    Expertise, MAX_RATE_MINOR, MAX_TAGS, Member, MemberAccess, MemberFilter, MemberLocation,
+    MemberStatus, Money, NewMember, ProfileUpdate,
+};
+pub use model::{Membership, Slug, Tenant, TenantName, TenantStatus, TenantUpdate};
 pub use service::{SeaTenancy, TenancyService};
 pub use settings::{Branding, Limits, SecurityPolicy, StoredSettings, TenantSettings};

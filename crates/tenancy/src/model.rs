@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use tenantry_kernel::{FieldError, Role, TenantId};
 
+use crate::MemberStatus;
 use crate::entity::tenant;
 
 /// A tenant's display name: trimmed, 1 to 100 characters.
@@ -124,6 +125,38 @@ pub struct Membership {
     pub tenant: Tenant,
     /// The user's role in it.
     pub role: Role,
+    /// Whether the membership is active.
+    pub status: MemberStatus,
+}
+
+/// Whether a tenant's members may use it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TenantStatus {
+    /// In use.
+    Active,
+    /// Closed to its members until an operator reactivates it.
+    Suspended,
+}
+
+impl TenantStatus {
+    /// The stable name stored and shown.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+        }
+    }
+
+    /// Parses a status name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(TenantStatus::Active),
+            "suspended" => Some(TenantStatus::Suspended),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,19 +6,21 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 use serde_json::json;
 use tenantry_kernel::crypto::{hex, random_bytes};
 use tenantry_kernel::db::{begin_write, is_unique_violation};
 use tenantry_kernel::{
-    Actor, AuditEntry, AuditSink, ClientMeta, Permission, RequestContext, Role, TenantId, UserId,
+    Actor, AuditEntry, AuditSink, ClientMeta, LocationId, Permission, RequestContext, Role,
+    SessionPort, TenantId, UserId,
 };
 
-use crate::entity::{membership, tenant, tenant_settings};
+use crate::entity::{location, location_member, membership, tenant, tenant_settings};
+use crate::member_service::lock_tenant;
 use crate::{
-    Membership, Slug, StoredSettings, TenancyError, Tenant, TenantName, TenantSettings,
-    TenantUpdate,
+    MemberAccess, MemberStatus, Membership, NewMember, Slug, StoredSettings, TenancyError, Tenant,
+    TenantName, TenantSettings, TenantStatus, TenantUpdate,
 };
 
 /// What other crates and the HTTP shell may ask of tenancy.
@@ -29,7 +31,7 @@ pub trait TenancyService: Send + Sync {
         &self,
         txn: &DatabaseTransaction,
         name: &TenantName,
-        owner: UserId,
+        owner: &NewMember,
         client: &ClientMeta,
     ) -> Result<Tenant, TenancyError>;
 
@@ -44,8 +46,35 @@ pub trait TenancyService: Send + Sync {
         if_match: Option<i32>,
     ) -> Result<Tenant, TenancyError>;
 
-    /// The role `user` holds in `tenant`, if they are a member.
-    async fn role_of(&self, tenant: TenantId, user: UserId) -> Result<Option<Role>, TenancyError>;
+    /// What `user` may do in `tenant`: whether they are an active member of an active tenant,
+    /// and with which role.
+    async fn access_of(&self, tenant: TenantId, user: UserId)
+    -> Result<MemberAccess, TenancyError>;
+
+    /// The role an active member holds at `location` of `tenant`: `Some` for a member of the
+    /// location, `None` for an owner or admin acting there on their tenant-wide role.
+    /// `LocationNotFound` when the tenant has no such location, `NotLocationMember` when
+    /// anyone else asks.
+    async fn location_role(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        tenant_role: Role,
+        location: LocationId,
+    ) -> Result<Option<Role>, TenancyError>;
+
+    /// Whether `user` belongs to `tenant`, active or not.
+    async fn is_member(&self, tenant: TenantId, user: UserId) -> Result<bool, TenancyError>;
+
+    /// Suspends or reactivates a tenant, as an operator does; a suspended tenant's members
+    /// can neither sign in nor call the API.
+    async fn set_status(
+        &self,
+        tenant: TenantId,
+        status: TenantStatus,
+        by: Actor,
+        client: &ClientMeta,
+    ) -> Result<Tenant, TenancyError>;
 
     /// Every tenant `user` belongs to, oldest membership first.
     async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>, TenancyError>;
@@ -67,17 +96,26 @@ pub trait TenancyService: Send + Sync {
     /// The settings of `tenant`, for other services acting on its behalf.
     async fn settings_of(&self, tenant: TenantId) -> Result<TenantSettings, TenancyError>;
 
-    /// Makes `user` a member of `tenant` with `role`, inside `txn`.
+    /// Makes `member` a member of `tenant` with `role`, inside `txn`, and of `location` too
+    /// when one is given.
     async fn add_member(
         &self,
         txn: &DatabaseTransaction,
         tenant: TenantId,
-        user: UserId,
+        member: &NewMember,
         role: Role,
+        location: Option<LocationId>,
     ) -> Result<(), TenancyError>;
 
+    /// Whether `location` is one of `tenant`'s.
+    async fn location_exists(
+        &self,
+        tenant: TenantId,
+        location: LocationId,
+    ) -> Result<bool, TenancyError>;
+
     /// Locks `tenant` for the rest of `txn`, so that concurrent seat checks of one tenant
-    /// queue behind each other, and answers how many members it has.
+    /// queue behind each other, and answers how many active members it has.
     async fn lock_and_count_members(
         &self,
         txn: &DatabaseTransaction,
@@ -88,15 +126,25 @@ pub trait TenancyService: Send + Sync {
 /// [`TenancyService`] over SeaORM.
 #[derive(Clone)]
 pub struct SeaTenancy {
-    db: DatabaseConnection,
-    audit: Arc<dyn AuditSink>,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) audit: Arc<dyn AuditSink>,
+    pub(crate) sessions: Arc<dyn SessionPort>,
 }
 
 impl SeaTenancy {
-    /// A service over `db` that records its commands through `audit`.
+    /// A service over `db` that records its commands through `audit` and ends members'
+    /// sessions through `sessions`.
     #[must_use]
-    pub fn new(db: DatabaseConnection, audit: Arc<dyn AuditSink>) -> Self {
-        Self { db, audit }
+    pub fn new(
+        db: DatabaseConnection,
+        audit: Arc<dyn AuditSink>,
+        sessions: Arc<dyn SessionPort>,
+    ) -> Self {
+        Self {
+            db,
+            audit,
+            sessions,
+        }
     }
 }
 
@@ -110,7 +158,7 @@ impl TenancyService for SeaTenancy {
         &self,
         txn: &DatabaseTransaction,
         name: &TenantName,
-        owner: UserId,
+        owner: &NewMember,
         client: &ClientMeta,
     ) -> Result<Tenant, TenancyError> {
         let base = Slug::from_name(name);
@@ -148,21 +196,16 @@ impl TenancyService for SeaTenancy {
                 Err(e) => return Err(e.into()),
             }
         };
-        membership::ActiveModel {
-            tenant_id: Set(id.0),
-            user_id: Set(owner.0),
-            role: Set(Role::Owner.as_str().to_owned()),
-            created_at: Set(now),
-        }
-        .insert(txn)
-        .await?;
+        new_membership(id, owner, Role::Owner, now)
+            .insert(txn)
+            .await?;
         let tenant = Tenant::from(model);
         self.audit
             .record(
                 txn,
                 AuditEntry::new(
                     Some(id),
-                    Actor::User(owner),
+                    Actor::User(owner.user_id),
                     "tenant.created",
                     "tenant",
                     Some(id.to_string()),
@@ -249,11 +292,98 @@ impl TenancyService for SeaTenancy {
         })
     }
 
-    async fn role_of(&self, tenant: TenantId, user: UserId) -> Result<Option<Role>, TenancyError> {
-        let found = membership::Entity::find_by_id((tenant.0, user.0))
+    async fn access_of(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<MemberAccess, TenancyError> {
+        let Some(m) = membership::Entity::find_by_id((tenant.0, user.0))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(MemberAccess::None);
+        };
+        if m.status != MemberStatus::Active.as_str() {
+            return Ok(MemberAccess::Deactivated);
+        }
+        let t = tenant::Entity::find_by_id(tenant.0)
+            .one(&self.db)
+            .await?
+            .ok_or(TenancyError::NotFound)?;
+        if t.status != TenantStatus::Active.as_str() {
+            return Ok(MemberAccess::TenantSuspended);
+        }
+        Ok(Role::parse(&m.role).map_or(MemberAccess::None, MemberAccess::Active))
+    }
+
+    async fn location_role(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        tenant_role: Role,
+        location: LocationId,
+    ) -> Result<Option<Role>, TenancyError> {
+        if !self.location_exists(tenant, location).await? {
+            return Err(TenancyError::LocationNotFound);
+        }
+        let held = location_member::Entity::find_by_id((tenant.0, location.0, user.0))
             .one(&self.db)
             .await?;
-        Ok(found.and_then(|m| Role::parse(&m.role)))
+        match held {
+            Some(m) => Ok(Role::parse(&m.role)),
+            None if matches!(tenant_role, Role::Owner | Role::Admin) => Ok(None),
+            None => Err(TenancyError::NotLocationMember),
+        }
+    }
+
+    async fn is_member(&self, tenant: TenantId, user: UserId) -> Result<bool, TenancyError> {
+        Ok(membership::Entity::find_by_id((tenant.0, user.0))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %tenant))]
+    async fn set_status(
+        &self,
+        tenant: TenantId,
+        status: TenantStatus,
+        by: Actor,
+        client: &ClientMeta,
+    ) -> Result<Tenant, TenancyError> {
+        let txn = begin_write(&self.db).await?;
+        let before = lock_tenant(&txn, tenant).await?;
+        if before.status == status.as_str() {
+            txn.commit().await?;
+            return Ok(before.into());
+        }
+        let mut active = before.clone().into_active_model();
+        active.status = Set(status.as_str().to_owned());
+        active.version = Set(before.version + 1);
+        active.updated_at = Set(Utc::now());
+        let after = active.update(&txn).await?;
+        self.audit
+            .record(
+                &txn,
+                AuditEntry::new(
+                    Some(tenant),
+                    by,
+                    match status {
+                        TenantStatus::Active => "tenant.reactivated",
+                        TenantStatus::Suspended => "tenant.suspended",
+                    },
+                    "tenant",
+                    Some(tenant.to_string()),
+                    client,
+                )
+                .with_change(
+                    Some(json!({"status": before.status})),
+                    Some(json!({"status": status.as_str()})),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(after.into())
     }
 
     #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
@@ -351,26 +481,54 @@ impl TenancyService for SeaTenancy {
         &self,
         txn: &DatabaseTransaction,
         tenant: TenantId,
-        user: UserId,
+        member: &NewMember,
         role: Role,
+        location: Option<LocationId>,
     ) -> Result<(), TenancyError> {
         let sp = txn.begin().await?;
-        let inserted = membership::ActiveModel {
-            tenant_id: Set(tenant.0),
-            user_id: Set(user.0),
-            role: Set(role.as_str().to_owned()),
-            created_at: Set(Utc::now()),
-        }
-        .insert(&sp)
-        .await;
+        let now = Utc::now();
+        let inserted = new_membership(tenant, member, role, now).insert(&sp).await;
         match inserted {
-            Ok(_) => Ok(sp.commit().await?),
+            Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
                 sp.rollback().await?;
-                Err(TenancyError::AlreadyMember)
+                return Err(TenancyError::AlreadyMember);
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        if let Some(location) = location {
+            // The location may have been deleted since the invitation named it; the member
+            // then joins the tenant only.
+            let exists = location::Entity::find_by_id(location.0)
+                .filter(location::Column::TenantId.eq(tenant.0))
+                .one(&sp)
+                .await?
+                .is_some();
+            if exists {
+                location_member::ActiveModel {
+                    tenant_id: Set(tenant.0),
+                    location_id: Set(location.0),
+                    user_id: Set(member.user_id.0),
+                    role: Set(Role::Member.as_str().to_owned()),
+                    created_at: Set(now),
+                }
+                .insert(&sp)
+                .await?;
+            }
+        }
+        Ok(sp.commit().await?)
+    }
+
+    async fn location_exists(
+        &self,
+        tenant: TenantId,
+        location: LocationId,
+    ) -> Result<bool, TenancyError> {
+        Ok(location::Entity::find_by_id(location.0)
+            .filter(location::Column::TenantId.eq(tenant.0))
+            .one(&self.db)
+            .await?
+            .is_some())
     }
 
     async fn lock_and_count_members(
@@ -378,16 +536,8 @@ impl TenancyService for SeaTenancy {
         txn: &DatabaseTransaction,
         tenant: TenantId,
     ) -> Result<u64, TenancyError> {
-        // FOR UPDATE on PostgreSQL; SQLite's write transactions are serial already.
-        tenant::Entity::find_by_id(tenant.0)
-            .lock_exclusive()
-            .one(txn)
-            .await?
-            .ok_or(TenancyError::NotFound)?;
-        Ok(membership::Entity::find()
-            .filter(membership::Column::TenantId.eq(tenant.0))
-            .count(txn)
-            .await?)
+        lock_tenant(txn, tenant).await?;
+        count_active_members(txn, tenant).await
     }
 
     async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>, TenancyError> {
@@ -409,14 +559,52 @@ impl TenancyService for SeaTenancy {
                 Some(Membership {
                     tenant: t.clone().into(),
                     role,
+                    status: MemberStatus::parse(&m.status)?,
                 })
             })
             .collect())
     }
 }
 
+/// A new membership row.
+fn new_membership(
+    tenant: TenantId,
+    member: &NewMember,
+    role: Role,
+    now: chrono::DateTime<Utc>,
+) -> membership::ActiveModel {
+    membership::ActiveModel {
+        tenant_id: Set(tenant.0),
+        user_id: Set(member.user_id.0),
+        role: Set(role.as_str().to_owned()),
+        created_at: Set(now),
+        status: Set(MemberStatus::Active.as_str().to_owned()),
+        name: Set(member.name.clone()),
+        email: Set(member.email.clone()),
+        job_title: Set(None),
+        phone: Set(None),
+        expertise_tags: Set(None),
+        hourly_rate_minor: Set(None),
+        hourly_rate_currency: Set(None),
+        deactivated_at: Set(None),
+        updated_at: Set(Some(now)),
+    }
+}
+
+/// How many active members `tenant` has.
+pub(crate) async fn count_active_members(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+) -> Result<u64, TenancyError> {
+    Ok(membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tenant.0))
+        .filter(membership::Column::Status.eq(MemberStatus::Active.as_str()))
+        .count(conn)
+        .await?)
+}
+
 /// A tenant's settings as stored; version 0 means it never changed them.
-async fn load_settings(
+pub(crate) async fn load_settings(
     db: &impl ConnectionTrait,
     tenant: TenantId,
 ) -> Result<StoredSettings, TenancyError> {

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 use tenantry_identity::{Credentials, Password, Registration, TokenPair};
-use tenantry_kernel::{TenantId, ValidationErrors};
+use tenantry_kernel::{LocationId, TenantId, ValidationErrors};
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -42,6 +42,8 @@ pub struct LoginRequest {
     pub password: String,
     /// The tenant to sign in to; required when the account belongs to several.
     pub tenant_id: Option<uuid::Uuid>,
+    /// A location of the tenant to act in; the access tokens of this session carry it.
+    pub location_id: Option<uuid::Uuid>,
 }
 
 /// A refresh token to rotate.
@@ -187,7 +189,8 @@ pub async fn register(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Unknown email or wrong password (`invalid_credentials`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a member of the tenant asked for (`not_a_member`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a member of the tenant asked for (`not_a_member`), membership deactivated (`membership_deactivated`), tenant suspended (`tenant_suspended`), or not a member of the location asked for (`not_a_location_member`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such location in the tenant", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Several tenants: repeat with `tenant_id` (`tenant_selection_required`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -200,7 +203,12 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let input = Credentials::parse(&body.email, body.password, body.tenant_id.map(TenantId))?;
+    let input = Credentials::parse(
+        &body.email,
+        body.password,
+        body.tenant_id.map(TenantId),
+        body.location_id.map(LocationId),
+    )?;
     let tokens = state.identity.login(input, &client.0).await?;
     Ok(HttpResponse::Ok().json(TokenResponse::from(tokens)))
 }
@@ -273,6 +281,8 @@ pub async fn verify_email(
 pub struct SwitchTenantRequest {
     /// A tenant the caller belongs to (see `GET /api/v1/users/me/tenants`).
     pub tenant_id: uuid::Uuid,
+    /// A location of that tenant to act in.
+    pub location_id: Option<uuid::Uuid>,
 }
 
 /// Signs the caller in to another tenant they belong to: a new session there, with its own
@@ -284,7 +294,8 @@ pub struct SwitchTenantRequest {
         (status = 200, description = "Tokens for the other tenant", body = TokenResponse),
         (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid access token", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a member of that tenant (`not_a_member`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a member of that tenant (`not_a_member`), membership deactivated (`membership_deactivated`), tenant suspended (`tenant_suspended`), or not a member of the location (`not_a_location_member`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such location in that tenant", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`tenant_id` missing or not a UUID", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -296,7 +307,11 @@ pub async fn switch_tenant(
 ) -> Result<HttpResponse, ApiError> {
     let tokens = state
         .identity
-        .switch_tenant(&auth.0, TenantId(body.tenant_id))
+        .switch_tenant(
+            &auth.0,
+            TenantId(body.tenant_id),
+            body.location_id.map(LocationId),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(TokenResponse::from(tokens)))
 }

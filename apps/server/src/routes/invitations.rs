@@ -26,6 +26,8 @@ pub struct InviteRequest {
     /// A note shown in the email, up to 1000 characters.
     #[schema(max_length = 1000)]
     pub message: Option<String>,
+    /// A location of the tenant the invitees will join as its members.
+    pub location_id: Option<uuid::Uuid>,
 }
 
 /// The delivery of an invitation's latest email.
@@ -74,6 +76,8 @@ pub struct InvitationResponse {
     pub status: &'static str,
     /// The user who invited.
     pub invited_by: Option<uuid::Uuid>,
+    /// The location the invitee will join.
+    pub location_id: Option<uuid::Uuid>,
     /// When the link stops working.
     pub expires_at: chrono::DateTime<chrono::Utc>,
     /// When it was created.
@@ -95,6 +99,7 @@ impl From<Invitation> for InvitationResponse {
             message: i.message,
             status: i.status.as_str(),
             invited_by: i.invited_by.map(|u| u.0),
+            location_id: i.location_id.map(|l| l.0),
             expires_at: i.expires_at,
             created_at: i.created_at,
             accepted_at: i.accepted_at,
@@ -196,7 +201,12 @@ pub async fn create(
     auth: Auth,
     body: web::Json<InviteRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = NewInvitations::parse(&body.emails, &body.role, body.message.as_deref())?;
+    let input = NewInvitations::parse(
+        &body.emails,
+        &body.role,
+        body.message.as_deref(),
+        body.location_id,
+    )?;
     let outcome = state.invitations.invite(&auth.0, input).await?;
     Ok(HttpResponse::Created().json(InviteResponse {
         items: outcome.created.into_iter().map(Into::into).collect(),

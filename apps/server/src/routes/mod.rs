@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod health;
 pub mod invitations;
+pub mod members;
 pub mod pages;
 pub mod sessions;
 pub mod tenants;
@@ -56,6 +57,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(invitations::list)
                 .service(invitations::get_one)
                 .service(invitations::resend)
-                .service(invitations::revoke),
+                .service(invitations::revoke)
+                .service(members::transfer_ownership)
+                .service(members::list)
+                .service(members::get_one)
+                .service(members::update)
+                .service(members::change_role)
+                .service(members::deactivate)
+                .service(members::reactivate)
+                .service(members::remove)
+                .service(members::get_expertise)
+                .service(members::set_expertise),
         );
 }

@@ -16,6 +16,9 @@ pub struct MembershipResponse {
     pub tenant: TenantResponse,
     /// The user's role there: `owner`, `admin` or `member`.
     pub role: String,
+    /// `active`, or `deactivated` when the tenant's administrators closed this access.
+    #[schema(example = "active")]
+    pub status: &'static str,
     /// Whether this session acts in this tenant.
     pub current: bool,
 }
@@ -39,6 +42,8 @@ pub struct MeResponse {
     pub current_tenant: TenantResponse,
     /// Role in the current tenant.
     pub role: String,
+    /// The location this request acts in (from `X-Location-Id` or the token), if any.
+    pub location_id: Option<uuid::Uuid>,
     /// Permissions in the current tenant.
     pub permissions: Vec<String>,
     /// Every tenant the user belongs to.
@@ -64,6 +69,7 @@ pub async fn me(state: AppState, auth: Auth) -> Result<HttpResponse, ApiError> {
         created_at: me.created_at,
         current_tenant: me.current_tenant.into(),
         role: me.role.as_str().to_owned(),
+        location_id: auth.0.location_id.map(|l| l.0),
         permissions: me
             .permissions
             .iter()
@@ -76,6 +82,7 @@ pub async fn me(state: AppState, auth: Auth) -> Result<HttpResponse, ApiError> {
                 current: m.tenant.id == auth.0.tenant_id,
                 tenant: m.tenant.into(),
                 role: m.role.as_str().to_owned(),
+                status: m.status.as_str(),
             })
             .collect(),
     }))
@@ -100,6 +107,7 @@ pub async fn my_tenants(state: AppState, auth: Auth) -> Result<HttpResponse, Api
                 current: m.tenant.id == auth.0.tenant_id,
                 tenant: m.tenant.into(),
                 role: m.role.as_str().to_owned(),
+                status: m.status.as_str(),
             })
             .collect(),
     }))

@@ -22,6 +22,7 @@ pub struct Model {
     pub accepted_by: Option<Uuid>,
     pub revoked_at: Option<DateTimeUtc>,
     pub deleted_at: Option<DateTimeUtc>,
+    pub location_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

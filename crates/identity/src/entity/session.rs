@@ -17,6 +17,10 @@ pub struct Model {
     pub revoked_reason: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The location the session acts in, chosen at sign-in.
+    pub location_id: Option<Uuid>,
+    /// The network a bound session's refresh tokens must come from.
+    pub network: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
