@@ -8,6 +8,7 @@ mod helpers;
 mod invitation_delivery;
 mod invitations;
 mod jobs;
+mod locations;
 mod members;
 mod openapi;
 mod session_management;

@@ -6,7 +6,9 @@ use std::sync::LazyLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, health, invitations, members, sessions, tenants, users, well_known};
+use crate::routes::{
+    auth, health, invitations, locations, members, sessions, tenants, users, well_known,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -55,6 +57,16 @@ use crate::routes::{auth, health, invitations, members, sessions, tenants, users
         members::get_expertise,
         members::set_expertise,
         members::transfer_ownership,
+        locations::list,
+        locations::create,
+        locations::get_one,
+        locations::update,
+        locations::remove,
+        locations::get_settings,
+        locations::update_settings,
+        locations::list_members,
+        locations::set_member,
+        locations::remove_member,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField, crate::error::TenantChoice)),
     modifiers(&BearerAuth),
@@ -64,6 +76,7 @@ use crate::routes::{auth, health, invitations, members, sessions, tenants, users
         (name = "users", description = "User accounts"),
         (name = "tenants", description = "Tenants"),
         (name = "invitations", description = "Inviting people into a tenant"),
+        (name = "locations", description = "A tenant's stores, branches or sites; act in one with `X-Location-Id`"),
         (name = "members", description = "The tenant's member directory: profiles, roles, status and expertise"),
     )
 )]

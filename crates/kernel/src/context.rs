@@ -143,9 +143,10 @@ impl RequestContext {
         }
     }
 
-    /// Fails unless the principal holds `permission`.
+    /// Fails unless the principal holds `permission` tenant-wide. A grant held only at the
+    /// location it acts in does not count: that is [`Self::require_at`]'s business.
     pub fn require(&self, permission: Permission) -> Result<(), AccessDenied> {
-        if self.permissions.contains(permission) {
+        if self.tenant_permissions.contains(permission) {
             Ok(())
         } else {
             Err(AccessDenied(permission))
@@ -204,7 +205,8 @@ mod tests {
         .in_location(here, Some(Role::Admin));
         assert!(ctx.require_at(here, Permission::LocationsManage).is_ok());
         assert!(ctx.require_at(there, Permission::LocationsManage).is_err());
-        // A location grant never reaches tenant-wide permissions.
+        // A location grant never reaches tenant-wide commands.
+        assert!(ctx.require(Permission::LocationsManage).is_err());
         assert!(ctx.require(Permission::TenantUpdate).is_err());
     }
 }

@@ -10,7 +10,7 @@ use tenantry_identity::{
     SeaIdentity, TokenSigner,
 };
 use tenantry_kernel::AuditSink;
-use tenantry_tenancy::{MemberService, SeaTenancy, TenancyService};
+use tenantry_tenancy::{LocationService, MemberService, SeaTenancy, TenancyService};
 
 use crate::jobs::JobQueue;
 use crate::mailer::Mailer;
@@ -27,6 +27,8 @@ pub struct Platform {
     pub tenancy: Arc<dyn TenancyService>,
     /// The member directory and member commands.
     pub members: Arc<dyn MemberService>,
+    /// Locations, their members and settings.
+    pub locations: Arc<dyn LocationService>,
     /// Users, sessions and tokens.
     pub identity: Arc<dyn IdentityService>,
     /// Invitations and their emails.
@@ -67,7 +69,8 @@ impl Platform {
             Arc::new(MemberSessions),
         ));
         let tenancy: Arc<dyn TenancyService> = sea_tenancy.clone();
-        let members: Arc<dyn MemberService> = sea_tenancy;
+        let members: Arc<dyn MemberService> = sea_tenancy.clone();
+        let locations: Arc<dyn LocationService> = sea_tenancy;
         let threads = match settings.hash_threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
@@ -101,6 +104,7 @@ impl Platform {
             db,
             tenancy,
             members,
+            locations,
             identity,
             invitations,
             outbox,

@@ -8,6 +8,7 @@
 
 pub mod entity;
 mod error;
+mod locations;
 mod member_service;
 mod members;
 mod model;
@@ -15,6 +16,10 @@ mod service;
 mod settings;
 
 pub use error::TenancyError;
+pub use locations::{
+    BrandingOverrides, Location, LocationService, LocationSettings, LocationSettingsView,
+    LocationUpdate, NewLocation,
+};
 pub use member_service::MemberService;
 pub use members::{
     Expertise, MAX_RATE_MINOR, MAX_TAGS, Member, MemberAccess, MemberFilter, MemberLocation,

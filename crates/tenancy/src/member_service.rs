@@ -129,7 +129,7 @@ async fn locations_of(
 }
 
 /// A membership row as a [`Member`], with its locations.
-async fn to_member(
+pub(crate) async fn to_member(
     conn: &impl ConnectionTrait,
     row: membership::Model,
 ) -> Result<Member, TenancyError> {

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod health;
 pub mod invitations;
+pub mod locations;
 pub mod members;
 pub mod pages;
 pub mod sessions;
@@ -67,6 +68,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(members::reactivate)
                 .service(members::remove)
                 .service(members::get_expertise)
-                .service(members::set_expertise),
+                .service(members::set_expertise)
+                .service(locations::list)
+                .service(locations::create)
+                .service(locations::get_one)
+                .service(locations::update)
+                .service(locations::remove)
+                .service(locations::get_settings)
+                .service(locations::update_settings)
+                .service(locations::list_members)
+                .service(locations::set_member)
+                .service(locations::remove_member),
         );
 }

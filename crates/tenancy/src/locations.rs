@@ -1,0 +1,796 @@
+//! Locations — a tenant's stores, branches or sites — with their members and the settings
+//! they override. A location's own permissions (`locations.manage` held as a location admin)
+//! count only while acting in that location.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tenantry_kernel::db::{begin_write, is_unique_violation};
+use tenantry_kernel::{
+    AuditEntry, FieldError, KeyPageRequest, LocationId, Page, PageRequest, Permission,
+    RequestContext, Role, UserId, ValidationErrors,
+};
+
+use crate::entity::{location, location_member, membership};
+use crate::{
+    Member, MemberFilter, MemberService, SeaTenancy, TenancyError, TenantSettings,
+    service::load_settings,
+};
+
+/// A location's name: trimmed, 1 to 100 characters.
+fn parse_name(raw: &str, errors: &mut ValidationErrors) -> String {
+    let name = raw.trim();
+    let len = name.chars().count();
+    if len == 0 || len > 100 || name.chars().any(char::is_control) {
+        errors.0.push(FieldError::new(
+            "name",
+            "invalid",
+            "1 to 100 characters, no control characters",
+        ));
+    }
+    name.to_owned()
+}
+
+/// An optional code (store number): 1 to 32 of letters, digits, `-`, `_` and `.`.
+fn parse_code(raw: Option<&str>, errors: &mut ValidationErrors) -> Option<String> {
+    let code = raw.map(str::trim).filter(|c| !c.is_empty())?;
+    if code.len() > 32
+        || !code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        errors.0.push(FieldError::new(
+            "code",
+            "invalid_code",
+            "1 to 32 of letters, digits, '-', '_' and '.'",
+        ));
+    }
+    Some(code.to_owned())
+}
+
+/// An optional postal address, up to 500 characters.
+fn parse_address(raw: Option<&str>, errors: &mut ValidationErrors) -> Option<String> {
+    let address = raw.map(str::trim).filter(|a| !a.is_empty())?;
+    if address.chars().count() > 500 {
+        errors.0.push(FieldError::new(
+            "address",
+            "too_long",
+            "at most 500 characters",
+        ));
+    }
+    Some(address.to_owned())
+}
+
+/// A new location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewLocation {
+    /// Its name.
+    pub name: String,
+    /// Its code, unique in the tenant.
+    pub code: Option<String>,
+    /// Its postal address.
+    pub address: Option<String>,
+}
+
+impl NewLocation {
+    /// Parses the fields of a new location, naming every bad one.
+    pub fn parse(
+        name: &str,
+        code: Option<&str>,
+        address: Option<&str>,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let name = parse_name(name, &mut errors);
+        let code = parse_code(code, &mut errors);
+        let address = parse_address(address, &mut errors);
+        errors.into_result().map(|()| Self {
+            name,
+            code,
+            address,
+        })
+    }
+}
+
+/// Changes to a location; `None` leaves a field, `Some(None)` clears it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocationUpdate {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new code, or none.
+    pub code: Option<Option<String>>,
+    /// A new address, or none.
+    pub address: Option<Option<String>>,
+}
+
+impl LocationUpdate {
+    /// Parses the fields of a change, naming every bad one.
+    pub fn parse(
+        name: Option<&str>,
+        code: Option<Option<&str>>,
+        address: Option<Option<&str>>,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let name = name.map(|n| parse_name(n, &mut errors));
+        let code = code.map(|c| parse_code(c, &mut errors));
+        let address = address.map(|a| parse_address(a, &mut errors));
+        errors.into_result().map(|()| Self {
+            name,
+            code,
+            address,
+        })
+    }
+}
+
+/// A location as the tenant sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// Its id.
+    pub id: LocationId,
+    /// Its name.
+    pub name: String,
+    /// Its code.
+    pub code: Option<String>,
+    /// Its postal address.
+    pub address: Option<String>,
+    /// Bumped by every change to the location or its settings; the `ETag`.
+    pub version: i32,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<location::Model> for Location {
+    fn from(m: location::Model) -> Self {
+        Self {
+            id: LocationId(m.id),
+            name: m.name,
+            code: m.code,
+            address: m.address,
+            version: m.version,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// Branding a location shows instead of the tenant's; a field left `None` inherits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BrandingOverrides {
+    /// Name shown instead of the tenant's.
+    pub display_name: Option<String>,
+    /// `#rrggbb`.
+    pub primary_color: Option<String>,
+    /// `#rrggbb`.
+    pub accent_color: Option<String>,
+    /// An uploaded file holding the logo.
+    pub logo_file_id: Option<uuid::Uuid>,
+}
+
+/// The tenant settings a location overrides; what it leaves out it inherits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LocationSettings {
+    /// Branding fields to override.
+    pub branding: BrandingOverrides,
+    /// Language tag to use here.
+    pub locale: Option<String>,
+    /// Time zone to use here.
+    pub timezone: Option<String>,
+    /// Feature toggles to set here, over the tenant's.
+    pub features: BTreeMap<String, bool>,
+}
+
+impl LocationSettings {
+    /// Checks the overrides with the tenant settings' own rules, naming bad fields by path.
+    pub fn validated(self) -> Result<Self, ValidationErrors> {
+        // The overrides applied to defaults must make valid settings; the paths are shared.
+        let candidate = self.apply_to(TenantSettings::default());
+        let checked = candidate.validated()?;
+        Ok(Self {
+            branding: BrandingOverrides {
+                display_name: self
+                    .branding
+                    .display_name
+                    .and(checked.branding.display_name),
+                ..self.branding
+            },
+            ..self
+        })
+    }
+
+    /// The tenant's settings with these overrides applied.
+    #[must_use]
+    pub fn apply_to(&self, mut tenant: TenantSettings) -> TenantSettings {
+        let b = &self.branding;
+        if b.display_name.is_some() {
+            tenant.branding.display_name.clone_from(&b.display_name);
+        }
+        if b.primary_color.is_some() {
+            tenant.branding.primary_color.clone_from(&b.primary_color);
+        }
+        if b.accent_color.is_some() {
+            tenant.branding.accent_color.clone_from(&b.accent_color);
+        }
+        if b.logo_file_id.is_some() {
+            tenant.branding.logo_file_id = b.logo_file_id;
+        }
+        if let Some(locale) = &self.locale {
+            tenant.locale.clone_from(locale);
+        }
+        if let Some(tz) = &self.timezone {
+            tenant.timezone.clone_from(tz);
+        }
+        for (name, on) in &self.features {
+            tenant.features.insert(name.clone(), *on);
+        }
+        tenant
+    }
+}
+
+/// A location's overrides, the settings in effect there, and the location's version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocationSettingsView {
+    /// What the location overrides.
+    pub overrides: LocationSettings,
+    /// The tenant's settings with the overrides applied.
+    pub effective: TenantSettings,
+    /// The location's version, the `ETag`.
+    pub version: i32,
+}
+
+/// Locations, their members and their settings.
+#[async_trait::async_trait]
+pub trait LocationService: Send + Sync {
+    /// The tenant's locations, newest first.
+    async fn list_locations(
+        &self,
+        ctx: &RequestContext,
+        page: PageRequest,
+    ) -> Result<Page<Location>, TenancyError>;
+
+    /// One location.
+    async fn location(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+    ) -> Result<Location, TenancyError>;
+
+    /// Creates a location; needs `locations.manage` tenant-wide.
+    async fn create_location(
+        &self,
+        ctx: &RequestContext,
+        input: NewLocation,
+    ) -> Result<Location, TenancyError>;
+
+    /// Changes a location; `if_match` (a version) makes it conditional.
+    async fn update_location(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+        update: LocationUpdate,
+        if_match: Option<i32>,
+    ) -> Result<Location, TenancyError>;
+
+    /// Deletes a location and its member list; needs `locations.manage` tenant-wide.
+    async fn delete_location(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+    ) -> Result<(), TenancyError>;
+
+    /// A location's overrides and the settings in effect there.
+    async fn location_settings(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+    ) -> Result<LocationSettingsView, TenancyError>;
+
+    /// Replaces a location's overrides; `if_match` (a version) makes it conditional.
+    async fn update_location_settings(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+        overrides: LocationSettings,
+        if_match: Option<i32>,
+    ) -> Result<LocationSettingsView, TenancyError>;
+
+    /// The members of a location, by name.
+    async fn location_members(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+        page: KeyPageRequest,
+    ) -> Result<Page<Member>, TenancyError>;
+
+    /// Makes a tenant member a member of the location with `role` (`admin` or `member`), or
+    /// changes their role there.
+    async fn set_location_member(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+        user: UserId,
+        role: Role,
+    ) -> Result<Member, TenancyError>;
+
+    /// Takes a member off the location.
+    async fn remove_location_member(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+        user: UserId,
+    ) -> Result<(), TenancyError>;
+}
+
+/// Loads a location of the caller's tenant.
+async fn load(
+    conn: &impl ConnectionTrait,
+    ctx: &RequestContext,
+    id: LocationId,
+) -> Result<location::Model, TenancyError> {
+    location::Entity::find_by_id(id.0)
+        .filter(location::Column::TenantId.eq(ctx.tenant_id.0))
+        .one(conn)
+        .await?
+        .ok_or(TenancyError::LocationNotFound)
+}
+
+fn overrides_of(row: &location::Model) -> LocationSettings {
+    serde_json::from_value(row.settings.clone()).unwrap_or_default()
+}
+
+fn location_entry(
+    ctx: &RequestContext,
+    action: &'static str,
+    id: LocationId,
+    old: Option<serde_json::Value>,
+    new: Option<serde_json::Value>,
+) -> AuditEntry {
+    AuditEntry::new(
+        Some(ctx.tenant_id),
+        ctx.actor(),
+        action,
+        "location",
+        Some(id.to_string()),
+        &ctx.client,
+    )
+    .with_change(old, new)
+}
+
+fn code_taken(e: sea_orm::DbErr) -> TenancyError {
+    if is_unique_violation(&e) {
+        TenancyError::LocationCodeTaken
+    } else {
+        e.into()
+    }
+}
+
+#[async_trait::async_trait]
+impl LocationService for SeaTenancy {
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn list_locations(
+        &self,
+        ctx: &RequestContext,
+        page: PageRequest,
+    ) -> Result<Page<Location>, TenancyError> {
+        ctx.require(Permission::LocationsRead)?;
+        let mut q = location::Entity::find().filter(location::Column::TenantId.eq(ctx.tenant_id.0));
+        if let Some(before) = page.before {
+            q = q.filter(location::Column::Id.lt(before));
+        }
+        let rows = q
+            .order_by_desc(location::Column::Id)
+            .limit(page.fetch())
+            .all(&self.db)
+            .await?;
+        let items = rows.into_iter().map(Location::from).collect();
+        Ok(Page::from_rows(items, &page, |l: &Location| l.id.0))
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn location(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+    ) -> Result<Location, TenancyError> {
+        ctx.require(Permission::LocationsRead)?;
+        Ok(load(&self.db, ctx, id).await?.into())
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn create_location(
+        &self,
+        ctx: &RequestContext,
+        input: NewLocation,
+    ) -> Result<Location, TenancyError> {
+        ctx.require(Permission::LocationsManage)?;
+        let now = Utc::now();
+        let id = LocationId::new();
+        let txn = begin_write(&self.db).await?;
+        let row = location::ActiveModel {
+            id: Set(id.0),
+            tenant_id: Set(ctx.tenant_id.0),
+            name: Set(input.name.clone()),
+            code: Set(input.code.clone()),
+            address: Set(input.address.clone()),
+            settings: Set(json!({})),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .map_err(code_taken)?;
+        self.audit
+            .record(
+                &txn,
+                location_entry(
+                    ctx,
+                    "location.created",
+                    id,
+                    None,
+                    Some(json!({"name": input.name, "code": input.code, "address": input.address})),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(row.into())
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn update_location(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+        update: LocationUpdate,
+        if_match: Option<i32>,
+    ) -> Result<Location, TenancyError> {
+        ctx.require_at(id, Permission::LocationsRead)?;
+        let txn = begin_write(&self.db).await?;
+        let before = load(&txn, ctx, id).await?;
+        ctx.require_at(id, Permission::LocationsManage)?;
+        if let Some(expected) = if_match
+            && expected != before.version
+        {
+            return Err(TenancyError::StaleVersion(expected));
+        }
+        let (mut old, mut new) = (serde_json::Map::new(), serde_json::Map::new());
+        let mut active = before.clone().into_active_model();
+        if let Some(name) = update.name
+            && name != before.name
+        {
+            old.insert("name".into(), json!(before.name));
+            new.insert("name".into(), json!(name));
+            active.name = Set(name);
+        }
+        if let Some(code) = update.code
+            && code != before.code
+        {
+            old.insert("code".into(), json!(before.code));
+            new.insert("code".into(), json!(code));
+            active.code = Set(code);
+        }
+        if let Some(address) = update.address
+            && address != before.address
+        {
+            old.insert("address".into(), json!(before.address));
+            new.insert("address".into(), json!(address));
+            active.address = Set(address);
+        }
+        if new.is_empty() {
+            txn.commit().await?;
+            return Ok(before.into());
+        }
+        active.version = Set(before.version + 1);
+        active.updated_at = Set(Utc::now());
+        // The version guard keeps two concurrent changes from both applying.
+        let result = location::Entity::update_many()
+            .set(active)
+            .filter(location::Column::Id.eq(id.0))
+            .filter(location::Column::Version.eq(before.version))
+            .exec(&txn)
+            .await
+            .map_err(code_taken)?;
+        if result.rows_affected != 1 {
+            return Err(TenancyError::StaleVersion(before.version));
+        }
+        self.audit
+            .record(
+                &txn,
+                location_entry(
+                    ctx,
+                    "location.updated",
+                    id,
+                    Some(old.into()),
+                    Some(new.into()),
+                ),
+            )
+            .await?;
+        let after = load(&txn, ctx, id).await?;
+        txn.commit().await?;
+        Ok(after.into())
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn delete_location(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+    ) -> Result<(), TenancyError> {
+        ctx.require(Permission::LocationsRead)?;
+        let txn = begin_write(&self.db).await?;
+        let before = load(&txn, ctx, id).await?;
+        ctx.require(Permission::LocationsManage)?;
+        let removed = location_member::Entity::delete_many()
+            .filter(location_member::Column::TenantId.eq(ctx.tenant_id.0))
+            .filter(location_member::Column::LocationId.eq(id.0))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        location::Entity::delete_by_id(id.0).exec(&txn).await?;
+        self.audit
+            .record(
+                &txn,
+                location_entry(
+                    ctx,
+                    "location.deleted",
+                    id,
+                    Some(json!({"name": before.name, "code": before.code})),
+                    Some(json!({"members_removed": removed})),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn location_settings(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+    ) -> Result<LocationSettingsView, TenancyError> {
+        ctx.require_at(id, Permission::LocationsRead)?;
+        let row = load(&self.db, ctx, id).await?;
+        let tenant = load_settings(&self.db, ctx.tenant_id).await?.settings;
+        let overrides = overrides_of(&row);
+        Ok(LocationSettingsView {
+            effective: overrides.apply_to(tenant),
+            overrides,
+            version: row.version,
+        })
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn update_location_settings(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+        overrides: LocationSettings,
+        if_match: Option<i32>,
+    ) -> Result<LocationSettingsView, TenancyError> {
+        ctx.require_at(id, Permission::LocationsRead)?;
+        let overrides = overrides.validated()?;
+        let txn = begin_write(&self.db).await?;
+        let before = load(&txn, ctx, id).await?;
+        ctx.require_at(id, Permission::LocationsManage)?;
+        if let Some(expected) = if_match
+            && expected != before.version
+        {
+            return Err(TenancyError::StaleVersion(expected));
+        }
+        let document =
+            serde_json::to_value(&overrides).map_err(|e| sea_orm::DbErr::Json(e.to_string()))?;
+        let version = before.version + 1;
+        let result = location::Entity::update_many()
+            .col_expr(location::Column::Settings, document.clone().into())
+            .col_expr(location::Column::Version, version.into())
+            .col_expr(location::Column::UpdatedAt, Utc::now().into())
+            .filter(location::Column::Id.eq(id.0))
+            .filter(location::Column::Version.eq(before.version))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected != 1 {
+            return Err(TenancyError::StaleVersion(before.version));
+        }
+        self.audit
+            .record(
+                &txn,
+                location_entry(
+                    ctx,
+                    "location.settings_updated",
+                    id,
+                    Some(before.settings.clone()),
+                    Some(document),
+                ),
+            )
+            .await?;
+        let tenant = load_settings(&txn, ctx.tenant_id).await?.settings;
+        txn.commit().await?;
+        Ok(LocationSettingsView {
+            effective: overrides.apply_to(tenant),
+            overrides,
+            version,
+        })
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn location_members(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+        page: KeyPageRequest,
+    ) -> Result<Page<Member>, TenancyError> {
+        ctx.require_at(id, Permission::LocationsRead)?;
+        load(&self.db, ctx, id).await?;
+        let filter = MemberFilter {
+            location: Some(id),
+            ..MemberFilter::default()
+        };
+        // The directory narrowed to this location, under the directory's own permission.
+        self.list_members(ctx, filter, page).await
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn set_location_member(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+        user: UserId,
+        role: Role,
+    ) -> Result<Member, TenancyError> {
+        ctx.require_at(id, Permission::LocationsRead)?;
+        if role == Role::Owner {
+            return Err(ValidationErrors(vec![FieldError::new(
+                "role",
+                "invalid_role",
+                "admin or member; ownership is tenant-wide",
+            )])
+            .into());
+        }
+        let txn = begin_write(&self.db).await?;
+        load(&txn, ctx, id).await?;
+        ctx.require_at(id, Permission::LocationsManage)?;
+        let row = membership::Entity::find_by_id((ctx.tenant_id.0, user.0))
+            .one(&txn)
+            .await?
+            .ok_or(TenancyError::MemberNotFound)?;
+        let key = (ctx.tenant_id.0, id.0, user.0);
+        let existing = location_member::Entity::find_by_id(key).one(&txn).await?;
+        let action = match &existing {
+            Some(m) if m.role == role.as_str() => None,
+            Some(m) => {
+                let mut active = m.clone().into_active_model();
+                active.role = Set(role.as_str().to_owned());
+                active.update(&txn).await?;
+                Some("location.member_role_changed")
+            }
+            None => {
+                location_member::ActiveModel {
+                    tenant_id: Set(ctx.tenant_id.0),
+                    location_id: Set(id.0),
+                    user_id: Set(user.0),
+                    role: Set(role.as_str().to_owned()),
+                    created_at: Set(Utc::now()),
+                }
+                .insert(&txn)
+                .await?;
+                Some("location.member_added")
+            }
+        };
+        if let Some(action) = action {
+            self.audit
+                .record(
+                    &txn,
+                    location_entry(
+                        ctx,
+                        action,
+                        id,
+                        existing.map(|m| json!({"user_id": user, "role": m.role})),
+                        Some(json!({"user_id": user, "role": role.as_str()})),
+                    ),
+                )
+                .await?;
+        }
+        let member = crate::member_service::to_member(&txn, row).await?;
+        txn.commit().await?;
+        Ok(member)
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn remove_location_member(
+        &self,
+        ctx: &RequestContext,
+        id: LocationId,
+        user: UserId,
+    ) -> Result<(), TenancyError> {
+        ctx.require_at(id, Permission::LocationsRead)?;
+        let txn = begin_write(&self.db).await?;
+        load(&txn, ctx, id).await?;
+        ctx.require_at(id, Permission::LocationsManage)?;
+        let existing = location_member::Entity::find_by_id((ctx.tenant_id.0, id.0, user.0))
+            .one(&txn)
+            .await?
+            .ok_or(TenancyError::MemberNotFound)?;
+        location_member::Entity::delete_by_id((ctx.tenant_id.0, id.0, user.0))
+            .exec(&txn)
+            .await?;
+        self.audit
+            .record(
+                &txn,
+                location_entry(
+                    ctx,
+                    "location.member_removed",
+                    id,
+                    Some(json!({"user_id": user, "role": existing.role})),
+                    None,
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_replace_only_what_they_name() {
+        let mut tenant = TenantSettings {
+            timezone: "Europe/Zurich".into(),
+            ..TenantSettings::default()
+        };
+        tenant.features.insert("kiosk".into(), false);
+        tenant.features.insert("tips".into(), true);
+        let mut o = LocationSettings {
+            timezone: Some("America/New_York".into()),
+            ..LocationSettings::default()
+        };
+        o.features.insert("kiosk".into(), true);
+        let effective = o.apply_to(tenant);
+        assert_eq!(effective.timezone, "America/New_York");
+        assert_eq!(effective.locale, "en");
+        assert!(effective.features["kiosk"]);
+        assert!(effective.features["tips"]);
+    }
+
+    #[test]
+    fn bad_overrides_are_named_by_path() {
+        let o = LocationSettings {
+            timezone: Some("Mars/Base".into()),
+            branding: BrandingOverrides {
+                primary_color: Some("blue".into()),
+                ..BrandingOverrides::default()
+            },
+            ..LocationSettings::default()
+        };
+        let err = o.validated().unwrap_err();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["branding.primary_color", "timezone"]);
+    }
+
+    #[test]
+    fn location_fields_are_checked() {
+        let err = NewLocation::parse(" ", Some("no spaces"), Some(&"x".repeat(501))).unwrap_err();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "code", "address"]);
+        let ok = NewLocation::parse(" Zurich HB ", Some(" ZH-01 "), Some("")).unwrap();
+        assert_eq!(
+            ok,
+            NewLocation {
+                name: "Zurich HB".into(),
+                code: Some("ZH-01".into()),
+                address: None
+            }
+        );
+    }
+}
