@@ -1,5 +1,5 @@
 //! The sessions list and ending one session: newest first, paged, the current one marked,
-//! and nobody else's sessions visible or revocable.
+//! nobody else's sessions visible or revocable, and refresh tokens bound to their network.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -158,3 +158,64 @@ async fn another_tenants_sessions_are_not_found(app: TestApp) {
     );
 }
 on_both_databases!(another_tenants_sessions_are_not_found);
+
+/// A client whose connections come from `source` (any 127.x.y.z address reaches the server on
+/// this machine's loopback).
+fn client_from(source: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(source))
+        .build()
+        .unwrap()
+}
+
+async fn refresh_via(app: &TestApp, client: &reqwest::Client, token: &str) -> reqwest::Response {
+    client
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": token}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn bound_refresh_tokens_work_only_from_their_network(app: TestApp) {
+    let account = app.register("owner@example.com", "Acme").await;
+    // Sessions opened before the policy stay unbound.
+    let unbound = account.refresh_token.clone();
+    let res = app
+        .put_authed(
+            "/api/v1/tenants/current/settings",
+            &account.access_token,
+            &json!({"security": {"bind_refresh_tokens_to_network": true}}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let home = client_from([127, 0, 0, 1]);
+    let neighbour = client_from([127, 0, 0, 2]);
+    let elsewhere = client_from([127, 0, 1, 1]);
+
+    let res = home
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"email": account.email, "password": account.password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let tokens: Value = res.json().await.unwrap();
+    // Another address of the same /24 is the same network.
+    let res = refresh_via(&app, &neighbour, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let rotated: Value = res.json().await.unwrap();
+
+    assert_problem(
+        refresh_via(&app, &elsewhere, rotated["refresh_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED,
+        "session_network_changed",
+    )
+    .await;
+    // The session is over, for its access token too.
+    app.assert_signed_out(rotated["access_token"].as_str().unwrap())
+        .await;
+    let res = refresh_via(&app, &elsewhere, &unbound).await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+on_both_databases!(bound_refresh_tokens_work_only_from_their_network);

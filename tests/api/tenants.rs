@@ -145,7 +145,7 @@ async fn tenant_settings_are_read_replaced_checked_and_applied(app: TestApp) {
         "branding": {"display_name": "Acme Support", "primary_color": "#0a7cff", "accent_color": null, "logo_file_id": null},
         "locale": "de-CH",
         "timezone": "Europe/Zurich",
-        "security": {"session_lifetime_hours": 2, "allowed_email_domains": ["acme.test"], "invitation_ttl_hours": 24},
+        "security": {"session_lifetime_hours": 2, "allowed_email_domains": ["acme.test"], "invitation_ttl_hours": 24, "bind_refresh_tokens_to_network": false},
         "limits": {"seats": 10},
         "features": {"beta.reports": true},
     });

@@ -342,6 +342,15 @@ impl From<IdentityError> for ApiError {
             }
             E::NotAMember => ApiError::new(StatusCode::FORBIDDEN, "not_a_member", "Forbidden")
                 .detail("not a member of that tenant"),
+            E::NetworkChanged => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "session_network_changed",
+                "Authentication failed",
+            )
+            .detail(
+                "this session's refresh tokens work only from the network it was opened from; \
+                 the session has ended, sign in again",
+            ),
             E::TenantSuspended => {
                 ApiError::new(StatusCode::FORBIDDEN, "tenant_suspended", "Forbidden")
                     .detail("the tenant is suspended; contact its owner or the operator")

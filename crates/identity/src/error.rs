@@ -58,6 +58,9 @@ pub enum IdentityError {
     /// The user is not a member of the tenant asked for.
     #[error("not a member of that tenant")]
     NotAMember,
+    /// A refresh token bound to a network came from another one; the session has ended.
+    #[error("the refresh token was presented from another network; the session was ended")]
+    NetworkChanged,
     /// The tenant is suspended; its members can neither sign in nor act.
     #[error("the tenant is suspended")]
     TenantSuspended,

@@ -1079,9 +1079,10 @@ impl InvitationService for SeaIdentity {
             })?;
         cancel_emails(&txn, row.id, now).await?;
         let tokens = if existing.is_none() {
-            let lifetime = self.tenancy.settings_of(tenant).await?.session_lifetime();
+            let policy = self.tenancy.settings_of(tenant).await?;
+            let scope = sessions::Scope::new(&policy, client, None);
             let (session_id, refresh) =
-                sessions::open(&txn, tenant, user_id, (None, lifetime), client).await?;
+                sessions::open(&txn, tenant, user_id, scope, client).await?;
             Some(self.token_pair(user_id, tenant, (session_id, None), refresh)?)
         } else {
             None

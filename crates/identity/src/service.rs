@@ -351,7 +351,11 @@ impl IdentityService for SeaIdentity {
             &txn,
             tenant.id,
             user_id,
-            (None, self.settings.session_ttl),
+            sessions::Scope {
+                location: None,
+                lifetime: self.settings.session_ttl,
+                network: None,
+            },
             client,
         )
         .await?;
@@ -470,11 +474,12 @@ impl IdentityService for SeaIdentity {
                 .location_role(tenant, user_id, chosen.role, location)
                 .await?;
         }
-        // The tenant's security policy sets how long the sign-in lasts.
-        let lifetime = self.tenancy.settings_of(tenant).await?.session_lifetime();
+        // The tenant's security policy sets how long the sign-in lasts and whether its
+        // refresh tokens are bound to this network.
+        let policy = self.tenancy.settings_of(tenant).await?;
+        let scope = sessions::Scope::new(&policy, client, input.location_id);
         let txn = begin_write(&self.db).await?;
-        let (session_id, refresh) =
-            sessions::open(&txn, tenant, user_id, (input.location_id, lifetime), client).await?;
+        let (session_id, refresh) = sessions::open(&txn, tenant, user_id, scope, client).await?;
         self.audit
             .record(
                 &txn,
@@ -518,6 +523,23 @@ impl IdentityService for SeaIdentity {
         }
         if !is_live(&s, now) || token.expires_at <= now {
             return Err(IdentityError::SessionEnded);
+        }
+        if let Some(bound) = &s.network
+            && sessions::network_of(client.ip.as_deref()).as_ref() != Some(bound)
+        {
+            // A refresh token presented from another network is treated as stolen.
+            let txn = begin_write(&self.db).await?;
+            sessions::revoke_audited(
+                &txn,
+                self.audit.as_ref(),
+                TenantId(s.tenant_id),
+                SessionId(s.id),
+                (Actor::User(UserId(s.user_id)), client),
+                "network_changed",
+            )
+            .await?;
+            txn.commit().await?;
+            return Err(IdentityError::NetworkChanged);
         }
         let tenant = TenantId(s.tenant_id);
         let user_id = UserId(s.user_id);
@@ -598,10 +620,11 @@ impl IdentityService for SeaIdentity {
                 .location_role(tenant, user_id, role, location)
                 .await?;
         }
-        let lifetime = self.tenancy.settings_of(tenant).await?.session_lifetime();
+        let policy = self.tenancy.settings_of(tenant).await?;
+        let scope = sessions::Scope::new(&policy, &ctx.client, location);
         let txn = begin_write(&self.db).await?;
         let (session_id, refresh) =
-            sessions::open(&txn, tenant, user_id, (location, lifetime), &ctx.client).await?;
+            sessions::open(&txn, tenant, user_id, scope, &ctx.client).await?;
         self.audit
             .record(
                 &txn,

@@ -16,17 +16,76 @@ use tenantry_kernel::{
     Actor, AuditEntry, AuditSink, ClientMeta, LocationId, SessionId, SessionPort, TenantId, UserId,
 };
 
+use tenantry_tenancy::TenantSettings;
+
 use crate::IdentityError;
 use crate::entity::{refresh_token, session};
+
+/// Where and for how long a new session acts.
+pub(crate) struct Scope {
+    /// The location its tokens name.
+    pub location: Option<LocationId>,
+    /// How long it lasts.
+    pub lifetime: Duration,
+    /// The network its refresh tokens are bound to, if the tenant binds them.
+    pub network: Option<String>,
+}
+
+impl Scope {
+    /// A session in `tenant_settings`' tenant, for `client`, acting in `location`.
+    pub(crate) fn new(
+        tenant_settings: &TenantSettings,
+        client: &ClientMeta,
+        location: Option<LocationId>,
+    ) -> Self {
+        Self {
+            location,
+            lifetime: tenant_settings.session_lifetime(),
+            network: if tenant_settings.security.bind_refresh_tokens_to_network {
+                network_of(client.ip.as_deref())
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// The network an address belongs to, as refresh-token binding compares them: the /24 of an
+/// IPv4 address, the /64 of an IPv6 one (an IPv4-mapped IPv6 address counts as IPv4).
+#[must_use]
+pub fn network_of(ip: Option<&str>) -> Option<String> {
+    let ip: std::net::IpAddr = ip?.parse().ok()?;
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    Some(match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    })
+}
 
 /// Opens a session and returns it with its first raw refresh token.
 pub(crate) async fn open<C: ConnectionTrait>(
     conn: &C,
     tenant: TenantId,
     user: UserId,
-    (location, lifetime): (Option<LocationId>, Duration),
+    scope: Scope,
     client: &ClientMeta,
 ) -> Result<(SessionId, String), IdentityError> {
+    let Scope {
+        location,
+        lifetime,
+        network,
+    } = scope;
     let now = Utc::now();
     let id = SessionId::new();
     let expires_at = now + lifetime;
@@ -42,7 +101,7 @@ pub(crate) async fn open<C: ConnectionTrait>(
         ip: Set(client.ip.clone()),
         user_agent: Set(client.user_agent.clone()),
         location_id: Set(location.map(|l| l.0)),
-        network: Set(None),
+        network: Set(network),
     }
     .insert(conn)
     .await?;
@@ -181,4 +240,27 @@ pub(crate) async fn mark_rotated<C: ConnectionTrait>(
 /// Whether a session may still be used at `now`.
 pub(crate) fn is_live(s: &session::Model, now: DateTime<Utc>) -> bool {
     s.revoked_at.is_none() && s.expires_at > now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::network_of;
+
+    #[test]
+    fn networks_are_the_v4_slash_24_and_the_v6_slash_64() {
+        assert_eq!(
+            network_of(Some("203.0.113.77")).as_deref(),
+            Some("203.0.113.0/24")
+        );
+        assert_eq!(
+            network_of(Some("::ffff:203.0.113.9")).as_deref(),
+            Some("203.0.113.0/24")
+        );
+        assert_eq!(
+            network_of(Some("2001:db8:1:2:aaaa::1")).as_deref(),
+            Some("2001:db8:1:2::/64")
+        );
+        assert_eq!(network_of(Some("not an address")), None);
+        assert_eq!(network_of(None), None);
+    }
 }

@@ -60,6 +60,9 @@ pub struct SecurityPolicy {
     pub allowed_email_domains: Vec<String>,
     /// How long an invitation stays valid, in hours.
     pub invitation_ttl_hours: u32,
+    /// Whether a session's refresh tokens work only from the network (IPv4 /24, IPv6 /64)
+    /// the session was opened from.
+    pub bind_refresh_tokens_to_network: bool,
 }
 
 /// Usage limits.
@@ -89,6 +92,7 @@ impl Default for SecurityPolicy {
             session_lifetime_hours: 24 * 30,
             allowed_email_domains: Vec::new(),
             invitation_ttl_hours: 72,
+            bind_refresh_tokens_to_network: false,
         }
     }
 }

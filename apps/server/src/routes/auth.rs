@@ -220,7 +220,8 @@ pub async fn login(
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
         (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Invalid, expired or reused refresh token (`invalid_refresh_token`, `refresh_token_reused`, `session_ended`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Invalid, expired or reused refresh token (`invalid_refresh_token`, `refresh_token_reused`, `session_ended`), or a network-bound token from another network (`session_network_changed`, which ends the session)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Membership deactivated (`membership_deactivated`) or tenant suspended (`tenant_suspended`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]

@@ -135,6 +135,10 @@ pub struct SecurityPolicyBody {
     /// Hours an invitation stays valid (1 to 720; default 72).
     #[schema(example = 72, minimum = 1, maximum = 720)]
     pub invitation_ttl_hours: u32,
+    /// When true, a session's refresh tokens work only from the network (IPv4 /24, IPv6 /64)
+    /// it was opened from; a refresh from elsewhere ends the session. Applies to sign-ins
+    /// after the change. Default false.
+    pub bind_refresh_tokens_to_network: bool,
 }
 
 /// Usage limits.
@@ -209,6 +213,7 @@ impl From<SecurityPolicy> for SecurityPolicyBody {
             session_lifetime_hours: s.session_lifetime_hours,
             allowed_email_domains: s.allowed_email_domains,
             invitation_ttl_hours: s.invitation_ttl_hours,
+            bind_refresh_tokens_to_network: s.bind_refresh_tokens_to_network,
         }
     }
 }
@@ -247,6 +252,7 @@ impl From<TenantSettingsBody> for TenantSettings {
                 session_lifetime_hours: b.security.session_lifetime_hours,
                 allowed_email_domains: b.security.allowed_email_domains,
                 invitation_ttl_hours: b.security.invitation_ttl_hours,
+                bind_refresh_tokens_to_network: b.security.bind_refresh_tokens_to_network,
             },
             limits: Limits {
                 seats: b.limits.seats,
