@@ -1,6 +1,7 @@
 //! Black-box tests: the real server on a random port over a fresh database, driven over HTTP.
 //! Each database test runs on SQLite and on PostgreSQL (`TEST_DATABASE_URL`).
 
+mod access;
 mod account;
 mod audit;
 mod errors;

@@ -7,7 +7,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    auth, health, invitations, locations, members, sessions, tenants, users, well_known,
+    auth, health, invitations, locations, members, permissions, sessions, tenants, users,
+    well_known,
 };
 
 #[derive(OpenApi)]
@@ -36,6 +37,7 @@ use crate::routes::{
         sessions::list_sessions,
         sessions::revoke_session,
         auth::switch_tenant,
+        permissions::list,
         users::me,
         users::my_tenants,
         tenants::get_current,
@@ -76,6 +78,7 @@ use crate::routes::{
         (name = "users", description = "User accounts"),
         (name = "tenants", description = "Tenants"),
         (name = "invitations", description = "Inviting people into a tenant"),
+        (name = "access", description = "Permissions, roles and credentials"),
         (name = "locations", description = "A tenant's stores, branches or sites; act in one with `X-Location-Id`"),
         (name = "members", description = "The tenant's member directory: profiles, roles, status and expertise"),
     )

@@ -57,6 +57,32 @@ impl Permission {
         }
     }
 
+    /// What the permission allows, as the catalogue shows it.
+    #[must_use]
+    pub fn description(self) -> &'static str {
+        match self {
+            Permission::TenantRead => "Read the tenant's record and settings.",
+            Permission::TenantUpdate => "Change the tenant's record and settings.",
+            Permission::UsersRead => "List and read the tenant's members.",
+            Permission::UsersInvite => {
+                "Invite people into the tenant; list, resend and revoke invitations."
+            }
+            Permission::UsersManage => {
+                "Change members: profile, role, expertise, deactivation and removal."
+            }
+            Permission::LocationsRead => "List and read locations and their settings.",
+            Permission::LocationsManage => {
+                "Create, change and delete locations, their settings and their members."
+            }
+        }
+    }
+
+    /// The permission with this stable name.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
     fn bit(self) -> u64 {
         1 << (self as u32)
     }
@@ -213,6 +239,15 @@ mod tests {
         assert!(Role::Admin.may_grant(Role::Member));
         assert!(!Role::Admin.may_grant(Role::Owner));
         assert!(!Role::Member.may_grant(Role::Admin));
+    }
+
+    #[test]
+    fn every_permission_has_a_unique_name_and_a_description() {
+        for p in Permission::ALL {
+            assert_eq!(Permission::parse(p.as_str()), Some(p));
+            assert!(p.description().ends_with('.'));
+        }
+        assert_eq!(Permission::parse("tenant.delete"), None);
     }
 
     #[test]

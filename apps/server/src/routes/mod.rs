@@ -7,6 +7,7 @@ pub mod invitations;
 pub mod locations;
 pub mod members;
 pub mod pages;
+pub mod permissions;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(sessions::list_sessions)
                 .service(sessions::revoke_session)
                 .service(auth::switch_tenant)
+                .service(permissions::list)
                 .service(users::me)
                 .service(users::my_tenants)
                 .service(tenants::get_current)
