@@ -14,6 +14,7 @@ pub mod id;
 pub mod outbox;
 pub mod page;
 pub mod permission;
+pub mod sealed;
 pub mod sessions;
 pub mod validation;
 
@@ -24,5 +25,6 @@ pub use id::{LocationId, SessionId, TenantId, UserId};
 pub use outbox::Outbox;
 pub use page::{KeyPageRequest, Page, PageRequest};
 pub use permission::{Permission, PermissionSet, Role};
+pub use sealed::{SealError, Sealer};
 pub use sessions::SessionPort;
 pub use validation::{FieldError, ValidationErrors};
