@@ -302,6 +302,26 @@ impl TestApp {
 }
 
 /// Asserts a problem+json response with `status` and `code`, and returns its body.
+/// The `field` of every error a 422 problem names, in order.
+pub fn problem_fields(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field"))
+        .collect()
+}
+
+/// The `name` of every item of a list response, in order.
+pub fn item_names(list: &Value) -> Vec<&str> {
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|m| m["name"].as_str().expect("name"))
+        .collect()
+}
+
 pub async fn assert_problem(res: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(res.status(), status, "status for {code}");
     let ct = res

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Account, TestApp, assert_problem};
+use crate::helpers::{Account, TestApp, assert_problem, problem_fields};
 use crate::on_both_databases;
 
 /// Invites `emails` with `role` as `inviter`; answers the response.
@@ -90,12 +90,7 @@ async fn a_new_address_is_invited_accepts_and_signs_in_with_the_role(app: TestAp
         "validation_failed",
     )
     .await;
-    let fields: Vec<&str> = missing["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = problem_fields(&missing);
     assert_eq!(fields, ["name", "password"]);
 
     let res = accept(
@@ -344,12 +339,7 @@ async fn invitations_are_checked_and_confined_to_their_tenant(app: TestApp) {
         )
         .await;
     let body = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = problem_fields(&body);
     assert_eq!(fields, ["emails[1]", "emails[2]", "role"]);
     let many: Vec<String> = (0..101).map(|i| format!("u{i}@example.com")).collect();
     let res = app

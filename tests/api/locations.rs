@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Account, TestApp, assert_problem};
+use crate::helpers::{Account, TestApp, assert_problem, item_names as names, problem_fields};
 use crate::on_both_databases;
 
 /// Creates a location as `who` and answers its id.
@@ -42,15 +42,6 @@ async fn send(
         req = req.json(&b);
     }
     req.send().await.unwrap()
-}
-
-fn names(list: &Value) -> Vec<&str> {
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect()
 }
 
 async fn locations_are_created_read_changed_and_deleted(app: TestApp) {
@@ -246,13 +237,7 @@ async fn location_settings_override_the_tenant_and_inherit_the_rest(app: TestApp
         "validation_failed",
     )
     .await;
-    let fields: Vec<_> = bad["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["branding.accent_color", "timezone"]);
+    assert_eq!(problem_fields(&bad), ["branding.accent_color", "timezone"]);
     assert_problem(
         app.client
             .put(app.url(&path))

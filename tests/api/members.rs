@@ -7,30 +7,13 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 use tenantry_audit::entity as audit_log;
 
-use crate::helpers::{Account, TestApp, assert_problem};
+use crate::helpers::{
+    Account, TestApp, assert_problem, item_names as names, problem_fields as fields,
+};
 use crate::on_both_databases;
 
 fn user_path(account: &Account) -> String {
     format!("/api/v1/users/{}", account.user_id)
-}
-
-fn names(list: &Value) -> Vec<&str> {
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect()
-}
-
-/// The fields a 422 named.
-fn fields(problem: &Value) -> Vec<&str> {
-    problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect()
 }
 
 async fn members_are_listed_by_name_filtered_searched_and_paged(app: TestApp) {

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{TestApp, assert_problem, problem_fields};
 use crate::on_both_databases;
 
 async fn an_owner_updates_the_tenant_with_optimistic_concurrency(app: TestApp) {
@@ -120,12 +120,7 @@ async fn tenant_settings_are_read_replaced_checked_and_applied(app: TestApp) {
         )
         .await;
     let body = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = problem_fields(&body);
     assert_eq!(
         fields,
         [
