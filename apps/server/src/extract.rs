@@ -187,6 +187,14 @@ fn json_error(err: &JsonPayloadError) -> ApiError {
     }
 }
 
+/// For `#[serde(default, deserialize_with = "crate::extract::nullable")]` on an
+/// `Option<Option<String>>`: `Some(None)` for an explicit `null`, `None` for an absent field.
+pub fn nullable<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
 /// Which page of a list: `?limit=&cursor=`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

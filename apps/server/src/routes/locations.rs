@@ -2,7 +2,7 @@
 //! they override.
 
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tenantry_kernel::{FieldError, KeyPageRequest, LocationId, Role, UserId, ValidationErrors};
 use tenantry_tenancy::{
     BrandingOverrides, Location, LocationSettings, LocationSettingsView, LocationUpdate,
@@ -80,11 +80,6 @@ pub struct CreateLocationRequest {
     pub address: Option<String>,
 }
 
-/// `Some(None)` for an explicit `null`, `None` for an absent field.
-fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
 /// Fields to change; a field left out stays, `null` clears `code` or `address`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -92,11 +87,11 @@ pub struct UpdateLocationRequest {
     /// A new name.
     pub name: Option<String>,
     /// A new code, or `null` for none.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::extract::nullable")]
     #[schema(value_type = Option<String>)]
     pub code: Option<Option<String>>,
     /// A new address, or `null` for none.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::extract::nullable")]
     #[schema(value_type = Option<String>)]
     pub address: Option<Option<String>>,
 }

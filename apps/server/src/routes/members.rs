@@ -2,7 +2,7 @@
 //! transfer of ownership.
 
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tenantry_kernel::{KeyPageRequest, Role, UserId, ValidationErrors};
 use tenantry_tenancy::{Expertise, Member, MemberFilter, ProfileUpdate};
 use utoipa::{IntoParams, ToSchema};
@@ -199,21 +199,16 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(MemberResponse::from(member)))
 }
 
-/// `Some(None)` for an explicit `null`, `None` for an absent field.
-fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
 /// Profile fields to change; a field left out stays, `null` clears it.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemberRequest {
     /// Job title, up to 100 characters.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::extract::nullable")]
     #[schema(value_type = Option<String>, example = "Store manager")]
     pub job_title: Option<Option<String>>,
     /// Phone number: 5 to 15 digits, optionally with `+ ( ) - .` and spaces.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::extract::nullable")]
     #[schema(value_type = Option<String>, example = "+41 44 668 18 00")]
     pub phone: Option<Option<String>>,
 }
