@@ -1045,24 +1045,14 @@ impl InvitationService for SeaIdentity {
                     .await?;
             }
             Some((name, password_hash)) => {
-                let inserted = user::ActiveModel {
-                    id: Set(user_id.0),
-                    email: Set(row.email.clone()),
-                    name: Set(name.as_str().to_owned()),
-                    password_hash: Set(password_hash),
-                    email_verified_at: Set(Some(now)),
-                    status: Set("active".to_owned()),
-                    version: Set(1),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                }
-                .insert(&txn)
-                .await;
-                match inserted {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => return Err(IdentityError::EmailTaken),
-                    Err(e) => return Err(e.into()),
-                }
+                crate::service::insert_account(
+                    &txn,
+                    user_id,
+                    (&row.email, name.as_str()),
+                    password_hash,
+                    (Some(now), now),
+                )
+                .await?;
             }
         }
         let member = NewMember {

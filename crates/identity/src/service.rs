@@ -230,12 +230,13 @@ impl SeaIdentity {
         })
     }
 
-    /// Revokes a session in its own transaction, so the revocation stands even though the
-    /// request that discovered the reuse fails.
-    async fn revoke_for_reuse(
+    /// Revokes a session whose refresh token looks stolen, in its own transaction, so the
+    /// revocation stands even though the request that discovered it fails.
+    async fn revoke_as_stolen(
         &self,
         s: &session::Model,
         client: &ClientMeta,
+        reason: &'static str,
     ) -> Result<(), IdentityError> {
         let txn = begin_write(&self.db).await?;
         sessions::revoke_audited(
@@ -244,12 +245,41 @@ impl SeaIdentity {
             TenantId(s.tenant_id),
             SessionId(s.id),
             (Actor::User(UserId(s.user_id)), client),
-            "refresh_token_reuse",
+            reason,
         )
         .await?;
         txn.commit().await?;
-        tracing::warn!(session_id = %s.id, "refresh token reuse: session revoked");
+        tracing::warn!(session_id = %s.id, reason, "refresh token looks stolen: session revoked");
         Ok(())
+    }
+}
+
+/// Inserts an active account; a taken address (the unique index settles races) is
+/// `EmailTaken`. `verified_at` is set when the address is already proven.
+pub(crate) async fn insert_account(
+    txn: &sea_orm::DatabaseTransaction,
+    id: UserId,
+    (email, name): (&str, &str),
+    password_hash: String,
+    (verified_at, now): (Option<DateTime<Utc>>, DateTime<Utc>),
+) -> Result<(), IdentityError> {
+    let inserted = user::ActiveModel {
+        id: Set(id.0),
+        email: Set(email.to_owned()),
+        name: Set(name.to_owned()),
+        password_hash: Set(password_hash),
+        email_verified_at: Set(verified_at),
+        status: Set("active".to_owned()),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(txn)
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(IdentityError::EmailTaken),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -316,24 +346,14 @@ impl IdentityService for SeaIdentity {
         let now = Utc::now();
         let user_id = UserId::new();
         let txn = begin_write(&self.db).await?;
-        let inserted = user::ActiveModel {
-            id: Set(user_id.0),
-            email: Set(input.email.as_str().to_owned()),
-            name: Set(input.name.as_str().to_owned()),
-            password_hash: Set(password_hash),
-            email_verified_at: Set(None),
-            status: Set("active".to_owned()),
-            version: Set(1),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&txn)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(IdentityError::EmailTaken),
-            Err(e) => return Err(e.into()),
-        }
+        insert_account(
+            &txn,
+            user_id,
+            (input.email.as_str(), input.name.as_str()),
+            password_hash,
+            (None, now),
+        )
+        .await?;
         let tenant = self
             .tenancy
             .create_tenant(
@@ -518,7 +538,8 @@ impl IdentityService for SeaIdentity {
             return Err(IdentityError::InvalidRefreshToken);
         };
         if token.rotated_at.is_some() {
-            self.revoke_for_reuse(&s, client).await?;
+            self.revoke_as_stolen(&s, client, "refresh_token_reuse")
+                .await?;
             return Err(IdentityError::RefreshTokenReused);
         }
         if !is_live(&s, now) || token.expires_at <= now {
@@ -528,17 +549,7 @@ impl IdentityService for SeaIdentity {
             && sessions::network_of(client.ip.as_deref()).as_ref() != Some(bound)
         {
             // A refresh token presented from another network is treated as stolen.
-            let txn = begin_write(&self.db).await?;
-            sessions::revoke_audited(
-                &txn,
-                self.audit.as_ref(),
-                TenantId(s.tenant_id),
-                SessionId(s.id),
-                (Actor::User(UserId(s.user_id)), client),
-                "network_changed",
-            )
-            .await?;
-            txn.commit().await?;
+            self.revoke_as_stolen(&s, client, "network_changed").await?;
             return Err(IdentityError::NetworkChanged);
         }
         let tenant = TenantId(s.tenant_id);
@@ -552,7 +563,8 @@ impl IdentityService for SeaIdentity {
         // other is reuse.
         if !sessions::mark_rotated(&txn, token.id).await? {
             drop(txn);
-            self.revoke_for_reuse(&s, client).await?;
+            self.revoke_as_stolen(&s, client, "refresh_token_reuse")
+                .await?;
             return Err(IdentityError::RefreshTokenReused);
         }
         let raw =
