@@ -192,14 +192,11 @@ impl LocationSettings {
     /// Checks the overrides with the tenant settings' own rules, naming bad fields by path.
     pub fn validated(self) -> Result<Self, ValidationErrors> {
         // The overrides applied to defaults must make valid settings; the paths are shared.
-        let candidate = self.apply_to(TenantSettings::default());
-        let checked = candidate.validated()?;
+        // The default has no display name, so the checked one is the override, trimmed.
+        let checked = self.apply_to(TenantSettings::default()).validated()?;
         Ok(Self {
             branding: BrandingOverrides {
-                display_name: self
-                    .branding
-                    .display_name
-                    .and(checked.branding.display_name),
+                display_name: checked.branding.display_name,
                 ..self.branding
             },
             ..self

@@ -297,7 +297,9 @@ impl TenancyService for SeaTenancy {
         tenant: TenantId,
         user: UserId,
     ) -> Result<MemberAccess, TenancyError> {
-        let Some(m) = membership::Entity::find_by_id((tenant.0, user.0))
+        // One round trip per authenticated request: the membership with its tenant.
+        let Some((m, t)) = membership::Entity::find_by_id((tenant.0, user.0))
+            .find_also_related(tenant::Entity)
             .one(&self.db)
             .await?
         else {
@@ -306,10 +308,7 @@ impl TenancyService for SeaTenancy {
         if m.status != MemberStatus::Active.as_str() {
             return Ok(MemberAccess::Deactivated);
         }
-        let t = tenant::Entity::find_by_id(tenant.0)
-            .one(&self.db)
-            .await?
-            .ok_or(TenancyError::NotFound)?;
+        let t = t.ok_or(TenancyError::NotFound)?;
         if t.status != TenantStatus::Active.as_str() {
             return Ok(MemberAccess::TenantSuspended);
         }
@@ -544,21 +543,15 @@ impl TenancyService for SeaTenancy {
         let rows = membership::Entity::find()
             .filter(membership::Column::UserId.eq(user.0))
             .order_by_asc(membership::Column::CreatedAt)
-            .all(&self.db)
-            .await?;
-        let ids: Vec<_> = rows.iter().map(|m| m.tenant_id).collect();
-        let tenants = tenant::Entity::find()
-            .filter(tenant::Column::Id.is_in(ids))
+            .find_also_related(tenant::Entity)
             .all(&self.db)
             .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|m| {
-                let role = Role::parse(&m.role)?;
-                let t = tenants.iter().find(|t| t.id == m.tenant_id)?;
+            .filter_map(|(m, t)| {
                 Some(Membership {
-                    tenant: t.clone().into(),
-                    role,
+                    tenant: t?.into(),
+                    role: Role::parse(&m.role)?,
                     status: MemberStatus::parse(&m.status)?,
                 })
             })
