@@ -322,16 +322,21 @@ impl TenancyService for SeaTenancy {
         tenant_role: Role,
         location: LocationId,
     ) -> Result<Option<Role>, TenancyError> {
-        if !self.location_exists(tenant, location).await? {
-            return Err(TenancyError::LocationNotFound);
-        }
+        // A location membership (keyed by tenant, its foreign key proving the location)
+        // answers in one lookup; only without one does the location's existence matter.
         let held = location_member::Entity::find_by_id((tenant.0, location.0, user.0))
             .one(&self.db)
             .await?;
-        match held {
-            Some(m) => Ok(Role::parse(&m.role)),
-            None if matches!(tenant_role, Role::Owner | Role::Admin) => Ok(None),
-            None => Err(TenancyError::NotLocationMember),
+        if let Some(m) = held {
+            return Ok(Role::parse(&m.role));
+        }
+        if !self.location_exists(tenant, location).await? {
+            return Err(TenancyError::LocationNotFound);
+        }
+        if matches!(tenant_role, Role::Owner | Role::Admin) {
+            Ok(None)
+        } else {
+            Err(TenancyError::NotLocationMember)
         }
     }
 
