@@ -11,6 +11,7 @@ mod m20261121_000001_core;
 mod m20261121_000002_password_resets;
 mod m20261121_000003_invitations;
 mod m20261121_000004_members_locations;
+mod m20261121_000005_roles;
 
 /// Applies Tenantry's migrations in order.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_password_resets::Migration),
             Box::new(m20261121_000003_invitations::Migration),
             Box::new(m20261121_000004_members_locations::Migration),
+            Box::new(m20261121_000005_roles::Migration),
         ]
     }
 }

@@ -36,6 +36,8 @@ async fn the_permission_catalogue_lists_every_permission_and_what_the_caller_hol
         "users.manage",
         "locations.read",
         "locations.manage",
+        "roles.read",
+        "roles.manage",
     ];
     assert_eq!(names, every);
     assert_eq!(held, every);

@@ -12,6 +12,7 @@ mod jobs;
 mod locations;
 mod members;
 mod openapi;
+mod roles;
 mod session_management;
 mod sessions;
 mod tenants;

@@ -284,6 +284,45 @@ impl From<TenancyError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "location_code_taken", "Conflict")
                     .detail("another location of the tenant has this code")
             }
+            TenancyError::RoleNotFound => ApiError::not_found().detail("role not found"),
+            TenancyError::RoleKeyTaken => {
+                ApiError::new(StatusCode::CONFLICT, "role_key_taken", "Conflict")
+                    .detail("the tenant has a role with this key")
+            }
+            TenancyError::SystemRoleImmutable => {
+                ApiError::new(StatusCode::CONFLICT, "system_role_immutable", "Conflict")
+                    .detail("system roles cannot be changed or deleted; define a custom role")
+            }
+            TenancyError::RoleLimitReached(limit) => {
+                ApiError::new(StatusCode::CONFLICT, "role_limit_reached", "Conflict")
+                    .detail(format!("a tenant may define at most {limit} custom roles"))
+            }
+            TenancyError::PermissionsNotHeld(missing) => {
+                let names: Vec<_> = missing.iter().map(|p| p.as_str()).collect();
+                ApiError::new(StatusCode::FORBIDDEN, "permission_not_held", "Forbidden").detail(
+                    format!(
+                        "you cannot hand out permissions you do not hold: {}",
+                        names.join(", ")
+                    ),
+                )
+            }
+            TenancyError::RoleAlreadyGranted => {
+                ApiError::new(StatusCode::CONFLICT, "role_already_granted", "Conflict")
+                    .detail("the member holds this role there already")
+            }
+            TenancyError::GrantNotFound => {
+                ApiError::not_found().detail("the member does not hold this role there")
+            }
+            TenancyError::SystemRoleRequired => {
+                ApiError::new(StatusCode::CONFLICT, "system_role_required", "Conflict").detail(
+                    "a member keeps one system role tenant-wide; grant another system role to \
+                     replace it",
+                )
+            }
+            TenancyError::NotOnLocation => {
+                ApiError::new(StatusCode::CONFLICT, "not_on_location", "Conflict")
+                    .detail("the member does not work at this location; add them to it first")
+            }
             TenancyError::Invalid(v) => v.into(),
             TenancyError::Database(db) => ApiError::internal(&db),
         }

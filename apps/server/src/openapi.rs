@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    auth, health, invitations, locations, members, permissions, sessions, tenants, users,
+    auth, health, invitations, locations, members, permissions, roles, sessions, tenants, users,
     well_known,
 };
 
@@ -69,6 +69,14 @@ use crate::routes::{
         locations::list_members,
         locations::set_member,
         locations::remove_member,
+        roles::list,
+        roles::create,
+        roles::get_one,
+        roles::update,
+        roles::remove,
+        roles::member_roles,
+        roles::grant,
+        roles::revoke,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField, crate::error::TenantChoice)),
     modifiers(&BearerAuth),

@@ -156,7 +156,7 @@ impl NewInvitations {
             errors.0.push(FieldError::new(
                 "role",
                 "invalid_role",
-                "one of owner, admin, member",
+                "one of owner, admin, manager, expert, member",
             ));
         }
         let message = message.map(str::trim).filter(|m| !m.is_empty());

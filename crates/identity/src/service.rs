@@ -1047,7 +1047,6 @@ impl IdentityService for SeaIdentity {
             self.tenancy.access_of(tenant_id, user_id).await?,
             IdentityError::SessionEnded,
         )?;
-        let ctx = RequestContext::for_user(tenant_id, user_id, session_id, role, client);
         let location = match location {
             Some(l) => Some(l),
             None => claims
@@ -1056,6 +1055,14 @@ impl IdentityService for SeaIdentity {
                 .map(|l| parse(l).map(LocationId))
                 .transpose()?,
         };
+        // Permissions are resolved here, once per request: the system role's, plus what the
+        // member's custom roles add tenant-wide and at the acting location.
+        let grants = self
+            .tenancy
+            .custom_grants(tenant_id, user_id, location)
+            .await?;
+        let ctx = RequestContext::for_user(tenant_id, user_id, session_id, role, client)
+            .with_grants(grants.tenant);
         Ok(match location {
             None => ctx,
             Some(location) => {
@@ -1063,7 +1070,8 @@ impl IdentityService for SeaIdentity {
                     .tenancy
                     .location_role(tenant_id, user_id, role, location)
                     .await?;
-                ctx.in_location(location, held)
+                let at_location = held.map(Role::permissions).unwrap_or_default();
+                ctx.in_location(location, at_location | grants.location)
             }
         })
     }

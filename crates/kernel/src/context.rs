@@ -113,14 +113,21 @@ impl RequestContext {
         }
     }
 
-    /// The same context acting in `location`, where the principal holds `location_role` (if
-    /// any) on top of its tenant-wide role.
+    /// The same context with `granted` (the custom roles held tenant-wide) added to what the
+    /// system role grants.
     #[must_use]
-    pub fn in_location(mut self, location: LocationId, location_role: Option<Role>) -> Self {
+    pub fn with_grants(mut self, granted: PermissionSet) -> Self {
+        self.tenant_permissions = self.tenant_permissions | granted;
+        self.permissions = self.permissions | granted;
+        self
+    }
+
+    /// The same context acting in `location`, where the principal holds `held` (its roles
+    /// there) on top of what it holds tenant-wide.
+    #[must_use]
+    pub fn in_location(mut self, location: LocationId, held: PermissionSet) -> Self {
         self.location_id = Some(location);
-        if let Some(role) = location_role {
-            self.permissions = self.tenant_permissions | role.location_permissions();
-        }
+        self.permissions = self.tenant_permissions | held;
         self
     }
 
@@ -202,7 +209,7 @@ mod tests {
             Role::Member,
             ClientMeta::default(),
         )
-        .in_location(here, Some(Role::Admin));
+        .in_location(here, Role::Admin.permissions());
         assert!(ctx.require_at(here, Permission::LocationsManage).is_ok());
         assert!(ctx.require_at(there, Permission::LocationsManage).is_err());
         // A location grant never reaches tenant-wide commands.

@@ -72,6 +72,14 @@ define_id!(
     /// Identifies a location of a tenant: a store, branch or site.
     LocationId
 );
+define_id!(
+    /// Identifies a role of a tenant, system or custom.
+    RoleId
+);
+define_id!(
+    /// Identifies an API key.
+    ApiKeyId
+);
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,7 @@ pub mod validation;
 pub use audit::{AuditEntry, AuditSink};
 pub use context::{AccessDenied, Actor, ClientMeta, Principal, RequestContext};
 pub use event::Event;
-pub use id::{LocationId, SessionId, TenantId, UserId};
+pub use id::{ApiKeyId, LocationId, RoleId, SessionId, TenantId, UserId};
 pub use outbox::Outbox;
 pub use page::{KeyPageRequest, Page, PageRequest};
 pub use permission::{Permission, PermissionSet, Role};

@@ -29,11 +29,17 @@ pub enum Permission {
     /// Create, change and delete locations, their settings and their members.
     #[serde(rename = "locations.manage")]
     LocationsManage,
+    /// List and read the tenant's roles and who holds them.
+    #[serde(rename = "roles.read")]
+    RolesRead,
+    /// Create, change and delete the tenant's custom roles.
+    #[serde(rename = "roles.manage")]
+    RolesManage,
 }
 
 impl Permission {
     /// Every permission, in catalogue order.
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 9] = [
         Permission::TenantRead,
         Permission::TenantUpdate,
         Permission::UsersRead,
@@ -41,6 +47,8 @@ impl Permission {
         Permission::UsersManage,
         Permission::LocationsRead,
         Permission::LocationsManage,
+        Permission::RolesRead,
+        Permission::RolesManage,
     ];
 
     /// The stable name clients see.
@@ -54,6 +62,8 @@ impl Permission {
             Permission::UsersManage => "users.manage",
             Permission::LocationsRead => "locations.read",
             Permission::LocationsManage => "locations.manage",
+            Permission::RolesRead => "roles.read",
+            Permission::RolesManage => "roles.manage",
         }
     }
 
@@ -73,6 +83,10 @@ impl Permission {
             Permission::LocationsRead => "List and read locations and their settings.",
             Permission::LocationsManage => {
                 "Create, change and delete locations, their settings and their members."
+            }
+            Permission::RolesRead => "List and read the tenant's roles and members' role grants.",
+            Permission::RolesManage => {
+                "Create, change and delete custom roles; only with permissions the caller holds."
             }
         }
     }
@@ -111,6 +125,24 @@ impl PermissionSet {
         self.0 & p.bit() != 0
     }
 
+    /// Whether every permission of `self` is in `other`.
+    #[must_use]
+    pub fn is_subset_of(self, other: Self) -> bool {
+        self.0 & !other.0 == 0
+    }
+
+    /// The permissions of `self` that `other` lacks.
+    #[must_use]
+    pub fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    /// Whether the set is empty.
+    #[must_use]
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
     /// The permissions in the set, in catalogue order.
     pub fn iter(self) -> impl Iterator<Item = Permission> {
         Permission::ALL
@@ -133,7 +165,8 @@ impl FromIterator<Permission> for PermissionSet {
     }
 }
 
-/// The system roles every tenant has. A membership holds exactly one of them.
+/// The system roles every tenant has. Each member holds exactly one of them tenant-wide (its
+/// rank) and may hold one per location it works at; custom roles add permissions on top.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -141,17 +174,33 @@ pub enum Role {
     Owner,
     /// Runs the tenant day to day.
     Admin,
-    /// An ordinary member.
+    /// Runs a team: invites and manages members and locations, but not the tenant's settings
+    /// or its roles.
+    Manager,
+    /// Does the work clients ask for (a support agent, a photographer).
+    Expert,
+    /// An ordinary member, such as a client of the tenant.
     Member,
 }
 
 impl Role {
+    /// Every system role, highest rank first.
+    pub const ALL: [Role; 5] = [
+        Role::Owner,
+        Role::Admin,
+        Role::Manager,
+        Role::Expert,
+        Role::Member,
+    ];
+
     /// The stable name stored in the database and shown to clients.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Owner => "owner",
             Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Expert => "expert",
             Role::Member => "member",
         }
     }
@@ -159,11 +208,32 @@ impl Role {
     /// Parses a stored role name.
     #[must_use]
     pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "owner" => Some(Role::Owner),
-            "admin" => Some(Role::Admin),
-            "member" => Some(Role::Member),
-            _ => None,
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The role's display name.
+    #[must_use]
+    pub fn title(self) -> &'static str {
+        match self {
+            Role::Owner => "Owner",
+            Role::Admin => "Administrator",
+            Role::Manager => "Manager",
+            Role::Expert => "Expert",
+            Role::Member => "Member",
+        }
+    }
+
+    /// What the role is for, as the role list shows it.
+    #[must_use]
+    pub fn description(self) -> &'static str {
+        match self {
+            Role::Owner => {
+                "Owns the tenant: every permission, and the only role that can transfer ownership."
+            }
+            Role::Admin => "Runs the tenant: every permission, but cannot touch owners.",
+            Role::Manager => "Runs a team: invites and manages members and locations.",
+            Role::Expert => "Does the work clients ask for; reads the directory and locations.",
+            Role::Member => "An ordinary member or client; reads the directory and locations.",
         }
     }
 
@@ -171,8 +241,10 @@ impl Role {
     #[must_use]
     pub fn rank(self) -> u8 {
         match self {
-            Role::Owner => 3,
-            Role::Admin => 2,
+            Role::Owner => 5,
+            Role::Admin => 4,
+            Role::Manager => 3,
+            Role::Expert => 2,
             Role::Member => 1,
         }
     }
@@ -183,34 +255,27 @@ impl Role {
         self.rank() >= other.rank()
     }
 
-    /// The permissions the role grants.
+    /// The permissions the role grants. Held at a location, the same permissions count only
+    /// for that location (see [`crate::RequestContext::require_at`]).
     #[must_use]
     pub fn permissions(self) -> PermissionSet {
+        use Permission as P;
         match self {
-            Role::Owner | Role::Admin => Permission::ALL.into_iter().collect(),
-            Role::Member => [
-                Permission::TenantRead,
-                Permission::UsersRead,
-                Permission::LocationsRead,
+            Role::Owner | Role::Admin => P::ALL.into_iter().collect(),
+            Role::Manager => [
+                P::TenantRead,
+                P::UsersRead,
+                P::UsersInvite,
+                P::UsersManage,
+                P::LocationsRead,
+                P::LocationsManage,
+                P::RolesRead,
             ]
             .into_iter()
             .collect(),
-        }
-    }
-
-    /// The permissions the role grants when it is held at one location: only what concerns
-    /// that location, never the tenant as a whole.
-    #[must_use]
-    pub fn location_permissions(self) -> PermissionSet {
-        match self {
-            Role::Owner | Role::Admin => [
-                Permission::UsersRead,
-                Permission::LocationsRead,
-                Permission::LocationsManage,
-            ]
-            .into_iter()
-            .collect(),
-            Role::Member => [Permission::LocationsRead].into_iter().collect(),
+            Role::Expert | Role::Member => [P::TenantRead, P::UsersRead, P::LocationsRead]
+                .into_iter()
+                .collect(),
         }
     }
 }
@@ -251,8 +316,27 @@ mod tests {
     }
 
     #[test]
+    fn subsets_and_differences() {
+        let read: PermissionSet = [Permission::UsersRead].into_iter().collect();
+        let manager = Role::Manager.permissions();
+        assert!(read.is_subset_of(manager));
+        assert!(!Role::Admin.permissions().is_subset_of(manager));
+        let missing = Role::Admin.permissions().without(manager);
+        assert!(missing.contains(Permission::RolesManage));
+        assert!(!missing.contains(Permission::UsersRead));
+        assert!(PermissionSet::empty().is_subset_of(read));
+    }
+
+    #[test]
+    fn a_manager_may_not_grant_owner_or_admin() {
+        assert!(!Role::Manager.may_grant(Role::Owner));
+        assert!(!Role::Manager.may_grant(Role::Admin));
+        assert!(Role::Manager.may_grant(Role::Expert));
+    }
+
+    #[test]
     fn role_names_round_trip() {
-        for role in [Role::Owner, Role::Admin, Role::Member] {
+        for role in Role::ALL {
             assert_eq!(Role::parse(role.as_str()), Some(role));
         }
         assert_eq!(Role::parse("root"), None);

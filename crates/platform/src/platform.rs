@@ -10,7 +10,7 @@ use tenantry_identity::{
     SeaIdentity, TokenSigner,
 };
 use tenantry_kernel::AuditSink;
-use tenantry_tenancy::{LocationService, MemberService, SeaTenancy, TenancyService};
+use tenantry_tenancy::{LocationService, MemberService, RoleService, SeaTenancy, TenancyService};
 
 use crate::jobs::JobQueue;
 use crate::mailer::Mailer;
@@ -29,6 +29,8 @@ pub struct Platform {
     pub members: Arc<dyn MemberService>,
     /// Locations, their members and settings.
     pub locations: Arc<dyn LocationService>,
+    /// Roles, system and custom, and who holds them.
+    pub roles: Arc<dyn RoleService>,
     /// Users, sessions and tokens.
     pub identity: Arc<dyn IdentityService>,
     /// Invitations and their emails.
@@ -70,7 +72,8 @@ impl Platform {
         ));
         let tenancy: Arc<dyn TenancyService> = sea_tenancy.clone();
         let members: Arc<dyn MemberService> = sea_tenancy.clone();
-        let locations: Arc<dyn LocationService> = sea_tenancy;
+        let locations: Arc<dyn LocationService> = sea_tenancy.clone();
+        let roles: Arc<dyn RoleService> = sea_tenancy;
         let threads = match settings.hash_threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
@@ -105,6 +108,7 @@ impl Platform {
             tenancy,
             members,
             locations,
+            roles,
             identity,
             invitations,
             outbox,

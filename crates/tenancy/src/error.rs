@@ -1,6 +1,6 @@
 //! What tenancy commands can fail with.
 
-use tenantry_kernel::{AccessDenied, Role, ValidationErrors};
+use tenantry_kernel::{AccessDenied, PermissionSet, Role, ValidationErrors};
 
 /// A tenancy command failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,33 @@ pub enum TenancyError {
     /// A location with this code exists already.
     #[error("a location with this code exists")]
     LocationCodeTaken,
+    /// No such role in the caller's tenant.
+    #[error("role not found")]
+    RoleNotFound,
+    /// A role with this key exists already.
+    #[error("a role with this key exists")]
+    RoleKeyTaken,
+    /// System roles cannot be changed or deleted.
+    #[error("system roles cannot be changed or deleted")]
+    SystemRoleImmutable,
+    /// The tenant has as many custom roles as it may.
+    #[error("at most {0} custom roles")]
+    RoleLimitReached(u64),
+    /// The role would carry permissions the caller does not hold.
+    #[error("permissions not held")]
+    PermissionsNotHeld(PermissionSet),
+    /// The member holds the role there already.
+    #[error("the role is granted already")]
+    RoleAlreadyGranted,
+    /// The member does not hold the role there.
+    #[error("role grant not found")]
+    GrantNotFound,
+    /// A member keeps one system role tenant-wide; it is replaced, not taken away.
+    #[error("a member keeps one system role")]
+    SystemRoleRequired,
+    /// The member does not work at the location a grant names.
+    #[error("the member does not work at that location")]
+    NotOnLocation,
     /// The input did not parse.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),

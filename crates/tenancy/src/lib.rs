@@ -1,6 +1,7 @@
 //! Tenants and memberships: creating a tenant with a unique slug, reading and updating the
 //! current tenant, its settings and status, the member directory, and locations with their
-//! members and settings overrides.
+//! members and settings overrides, and roles: system and custom, granted tenant-wide or at
+//! one location.
 //!
 //! Users themselves belong to `identity`; this crate records that a user id is a member, with
 //! a copy of the account's name and address so the directory is searched within the tenant.
@@ -12,6 +13,7 @@ mod locations;
 mod member_service;
 mod members;
 mod model;
+mod roles;
 mod service;
 mod settings;
 
@@ -26,5 +28,9 @@ pub use members::{
     MemberStatus, Money, NewMember, ProfileUpdate,
 };
 pub use model::{Membership, Slug, Tenant, TenantName, TenantStatus, TenantUpdate};
+pub use roles::{
+    CustomGrants, MAX_CUSTOM_ROLES, RoleDefinition, RoleGrant, RoleInput, RoleService,
+    parse_role_key,
+};
 pub use service::{SeaTenancy, TenancyService};
 pub use settings::{Branding, Limits, SecurityPolicy, StoredSettings, TenantSettings};

@@ -17,7 +17,7 @@ use tenantry_kernel::{
     RequestContext, Role, UserId, ValidationErrors,
 };
 
-use crate::entity::{location, location_member, membership};
+use crate::entity::{location, location_member, member_role, membership};
 use crate::{
     Member, MemberFilter, MemberService, SeaTenancy, TenancyError, TenantSettings,
     service::load_settings,
@@ -648,13 +648,14 @@ impl LocationService for SeaTenancy {
             return Err(ValidationErrors(vec![FieldError::new(
                 "role",
                 "invalid_role",
-                "admin or member; ownership is tenant-wide",
+                "admin, manager, expert or member; ownership is tenant-wide",
             )])
             .into());
         }
         let txn = begin_write(&self.db).await?;
         load(&txn, ctx, id).await?;
         ctx.require_at(id, Permission::LocationsManage)?;
+        crate::roles::ensure_held(ctx, role.permissions(), Some(id))?;
         let row = membership::Entity::find_by_id((ctx.tenant_id.0, user.0))
             .one(&txn)
             .await?
@@ -716,7 +717,17 @@ impl LocationService for SeaTenancy {
             .one(&txn)
             .await?
             .ok_or(TenancyError::MemberNotFound)?;
+        if let Some(held) = Role::parse(&existing.role) {
+            crate::roles::ensure_held(ctx, held.permissions(), Some(id))?;
+        }
         location_member::Entity::delete_by_id((ctx.tenant_id.0, id.0, user.0))
+            .exec(&txn)
+            .await?;
+        // The custom roles held there go with the place.
+        member_role::Entity::delete_many()
+            .filter(member_role::Column::TenantId.eq(ctx.tenant_id.0))
+            .filter(member_role::Column::LocationId.eq(id.0))
+            .filter(member_role::Column::UserId.eq(user.0))
             .exec(&txn)
             .await?;
         self.audit

@@ -17,7 +17,7 @@ use tenantry_kernel::{
     UserId,
 };
 
-use crate::entity::{location_member, membership, tenant};
+use crate::entity::{location_member, member_role, membership, tenant};
 use crate::{
     Expertise, Member, MemberFilter, MemberLocation, MemberStatus, ProfileUpdate, SeaTenancy,
     TenancyError,
@@ -95,7 +95,7 @@ pub trait MemberService: Send + Sync {
 }
 
 /// Loads one membership of `tenant`.
-async fn load(
+pub(crate) async fn load_member(
     conn: &impl ConnectionTrait,
     tenant: TenantId,
     user: UserId,
@@ -167,7 +167,7 @@ async fn other_active_owners(
 }
 
 /// Fails unless the caller ranks at least as high as `role`.
-fn may_manage(ctx: &RequestContext, role: Role) -> Result<(), TenancyError> {
+pub(crate) fn may_manage(ctx: &RequestContext, role: Role) -> Result<(), TenancyError> {
     if ctx.role.may_grant(role) {
         Ok(())
     } else {
@@ -241,7 +241,7 @@ impl SeaTenancy {
         ctx.require(Permission::UsersManage)?;
         let txn = begin_write(&self.db).await?;
         lock_tenant(&txn, ctx.tenant_id).await?;
-        let row = load(&txn, ctx.tenant_id, user).await?;
+        let row = load_member(&txn, ctx.tenant_id, user).await?;
         may_manage(ctx, Role::parse(&row.role).unwrap_or(Role::Owner))?;
         Ok((txn, row))
     }
@@ -336,7 +336,7 @@ impl MemberService for SeaTenancy {
     #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
     async fn member(&self, ctx: &RequestContext, user: UserId) -> Result<Member, TenancyError> {
         ctx.require(Permission::UsersRead)?;
-        let row = load(&self.db, ctx.tenant_id, user).await?;
+        let row = load_member(&self.db, ctx.tenant_id, user).await?;
         to_member(&self.db, row).await
     }
 
@@ -349,7 +349,7 @@ impl MemberService for SeaTenancy {
     ) -> Result<Member, TenancyError> {
         ctx.require(Permission::UsersRead)?;
         let txn = begin_write(&self.db).await?;
-        let row = load(&txn, ctx.tenant_id, user).await?;
+        let row = load_member(&txn, ctx.tenant_id, user).await?;
         may_edit(ctx, &row)?;
         let (mut old, mut new) = (serde_json::Map::new(), serde_json::Map::new());
         let mut active = row.clone().into_active_model();
@@ -396,6 +396,7 @@ impl MemberService for SeaTenancy {
     ) -> Result<Member, TenancyError> {
         ctx.require(Permission::UsersManage)?;
         may_manage(ctx, role)?;
+        crate::roles::ensure_held(ctx, role.permissions(), None)?;
         let (txn, row) = self.begin_managed(ctx, user).await?;
         let before = Role::parse(&row.role).unwrap_or(Role::Member);
         if before == role {
@@ -506,7 +507,7 @@ impl MemberService for SeaTenancy {
         }
         let txn = begin_write(&self.db).await?;
         lock_tenant(&txn, ctx.tenant_id).await?;
-        let row = load(&txn, ctx.tenant_id, user).await?;
+        let row = load_member(&txn, ctx.tenant_id, user).await?;
         if !leaving {
             may_manage(ctx, Role::parse(&row.role).unwrap_or(Role::Owner))?;
         }
@@ -514,6 +515,11 @@ impl MemberService for SeaTenancy {
         location_member::Entity::delete_many()
             .filter(location_member::Column::TenantId.eq(ctx.tenant_id.0))
             .filter(location_member::Column::UserId.eq(user.0))
+            .exec(&txn)
+            .await?;
+        member_role::Entity::delete_many()
+            .filter(member_role::Column::TenantId.eq(ctx.tenant_id.0))
+            .filter(member_role::Column::UserId.eq(user.0))
             .exec(&txn)
             .await?;
         membership::Entity::delete_by_id((ctx.tenant_id.0, user.0))
@@ -550,7 +556,7 @@ impl MemberService for SeaTenancy {
         user: UserId,
     ) -> Result<Expertise, TenancyError> {
         ctx.require(Permission::UsersRead)?;
-        let row = load(&self.db, ctx.tenant_id, user).await?;
+        let row = load_member(&self.db, ctx.tenant_id, user).await?;
         Ok(Member::from_row(row, Vec::new()).expertise)
     }
 
@@ -563,7 +569,7 @@ impl MemberService for SeaTenancy {
     ) -> Result<Expertise, TenancyError> {
         ctx.require(Permission::UsersRead)?;
         let txn = begin_write(&self.db).await?;
-        let row = load(&txn, ctx.tenant_id, user).await?;
+        let row = load_member(&txn, ctx.tenant_id, user).await?;
         may_edit(ctx, &row)?;
         let before = Member::from_row(row.clone(), Vec::new()).expertise;
         let as_json = |e: &Expertise| {
@@ -615,11 +621,11 @@ impl MemberService for SeaTenancy {
         let txn = begin_write(&self.db).await?;
         lock_tenant(&txn, ctx.tenant_id).await?;
         // Read again under the lock: the caller may have lost ownership since the request began.
-        let mine = load(&txn, ctx.tenant_id, me).await?;
+        let mine = load_member(&txn, ctx.tenant_id, me).await?;
         if mine.role != Role::Owner.as_str() {
             return Err(TenancyError::OwnerOnly("transfer ownership"));
         }
-        let target = load(&txn, ctx.tenant_id, to).await?;
+        let target = load_member(&txn, ctx.tenant_id, to).await?;
         if target.status != MemberStatus::Active.as_str() {
             return Err(TenancyError::MemberDeactivated);
         }

@@ -190,7 +190,7 @@ impl MemberFilter {
                 errors.0.push(FieldError::new(
                     "role",
                     "invalid_role",
-                    "owner, admin or member",
+                    "owner, admin, manager, expert or member",
                 ));
             }
             parsed

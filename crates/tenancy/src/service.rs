@@ -63,6 +63,14 @@ pub trait TenancyService: Send + Sync {
         location: LocationId,
     ) -> Result<Option<Role>, TenancyError>;
 
+    /// What `user`'s custom roles add in `tenant`, tenant-wide and at `location`.
+    async fn custom_grants(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        location: Option<LocationId>,
+    ) -> Result<crate::CustomGrants, TenancyError>;
+
     /// Whether `user` belongs to `tenant`, active or not.
     async fn is_member(&self, tenant: TenantId, user: UserId) -> Result<bool, TenancyError>;
 
@@ -196,6 +204,7 @@ impl TenancyService for SeaTenancy {
                 Err(e) => return Err(e.into()),
             }
         };
+        crate::roles::seed_system_roles(txn, id, now).await?;
         new_membership(id, owner, Role::Owner, now)
             .insert(txn)
             .await?;
@@ -338,6 +347,15 @@ impl TenancyService for SeaTenancy {
         } else {
             Err(TenancyError::NotLocationMember)
         }
+    }
+
+    async fn custom_grants(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        location: Option<LocationId>,
+    ) -> Result<crate::CustomGrants, TenancyError> {
+        crate::roles::custom_grants(&self.db, tenant, user, location).await
     }
 
     async fn is_member(&self, tenant: TenantId, user: UserId) -> Result<bool, TenancyError> {

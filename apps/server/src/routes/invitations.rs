@@ -20,7 +20,7 @@ pub struct InviteRequest {
     /// 1 to 100 addresses.
     #[schema(example = json!(["grace@example.com", "alan@example.com"]), min_items = 1, max_items = 100)]
     pub emails: Vec<String>,
-    /// `owner`, `admin` or `member`; never above the inviter's own role.
+    /// `owner`, `admin`, `manager`, `expert` or `member`; never above the inviter's own role.
     #[schema(example = "member")]
     pub role: String,
     /// A note shown in the email, up to 1000 characters.

@@ -405,7 +405,7 @@ pub async fn list_members(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocationRoleRequest {
-    /// `admin` (manages this location) or `member`.
+    /// `admin`, `manager`, `expert` or `member`: the system role held at this location.
     #[schema(example = "member")]
     pub role: String,
 }
@@ -425,7 +425,7 @@ pub struct LocationRoleRequest {
         (status = 403, description = "Not allowed here (`forbidden`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such location or member in this tenant", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A role other than `admin` or `member`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A role other than `admin`, `manager`, `expert` or `member`", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 #[put("/locations/{id}/members/{user_id}")]
 pub async fn set_member(
@@ -439,7 +439,7 @@ pub async fn set_member(
         ValidationErrors(vec![FieldError::new(
             "role",
             "invalid_role",
-            "admin or member",
+            "admin, manager, expert or member",
         )])
     })?;
     let member = state

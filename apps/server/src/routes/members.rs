@@ -51,7 +51,7 @@ impl From<Expertise> for ExpertiseBody {
 pub struct MemberLocationResponse {
     /// The location.
     pub location_id: uuid::Uuid,
-    /// The role held there: `admin` or `member`.
+    /// The system role held there: `admin`, `manager`, `expert` or `member`.
     #[schema(example = "member")]
     pub role: &'static str,
 }
@@ -65,7 +65,7 @@ pub struct MemberResponse {
     pub name: String,
     /// Email address.
     pub email: String,
-    /// `owner`, `admin` or `member`.
+    /// `owner`, `admin`, `manager`, `expert` or `member`.
     #[schema(example = "member")]
     pub role: &'static str,
     /// `active` or `deactivated`.
@@ -127,7 +127,7 @@ pub struct MemberList {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct MemberQuery {
-    /// Only members with this role: `owner`, `admin` or `member`.
+    /// Only members with this role: `owner`, `admin`, `manager`, `expert` or `member`.
     pub role: Option<String>,
     /// Only `active` or only `deactivated` members.
     pub status: Option<String>,
@@ -250,7 +250,7 @@ pub async fn update(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRoleRequest {
-    /// `owner`, `admin` or `member`.
+    /// `owner`, `admin`, `manager`, `expert` or `member`.
     #[schema(example = "admin")]
     pub role: String,
 }
@@ -282,7 +282,7 @@ pub async fn change_role(
         ValidationErrors(vec![tenantry_kernel::FieldError::new(
             "role",
             "invalid_role",
-            "owner, admin or member",
+            "owner, admin, manager, expert or member",
         )])
     })?;
     let member = state

@@ -8,6 +8,7 @@ pub mod locations;
 pub mod members;
 pub mod pages;
 pub mod permissions;
+pub mod roles;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
@@ -80,6 +81,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(locations::update_settings)
                 .service(locations::list_members)
                 .service(locations::set_member)
-                .service(locations::remove_member),
+                .service(locations::remove_member)
+                .service(roles::list)
+                .service(roles::create)
+                .service(roles::get_one)
+                .service(roles::update)
+                .service(roles::remove)
+                .service(roles::member_roles)
+                .service(roles::grant)
+                .service(roles::revoke),
         );
 }

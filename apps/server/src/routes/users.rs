@@ -14,7 +14,7 @@ use crate::extract::Auth;
 pub struct MembershipResponse {
     /// The tenant.
     pub tenant: TenantResponse,
-    /// The user's role there: `owner`, `admin` or `member`.
+    /// The user's role there: `owner`, `admin`, `manager`, `expert` or `member`.
     pub role: String,
     /// `active`, or `deactivated` when the tenant's administrators closed this access.
     #[schema(example = "active")]

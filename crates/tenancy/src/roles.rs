@@ -1,0 +1,873 @@
+//! Roles: the five system roles every tenant has, the custom roles a tenant defines, and the
+//! grants that give them to members, tenant-wide or at one location.
+//!
+//! A member holds exactly one system role tenant-wide (its rank, kept on the membership) and
+//! at most one per location it works at (kept on the location membership); custom roles are
+//! granted on top through `member_roles`. Nobody creates, edits or grants a role holding a
+//! permission they do not hold themselves.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::json;
+use tenantry_kernel::db::{begin_write, is_unique_violation};
+use tenantry_kernel::{
+    AuditEntry, FieldError, KeyPageRequest, LocationId, Page, Permission, PermissionSet,
+    RequestContext, Role, RoleId, TenantId, UserId, ValidationErrors,
+};
+
+use crate::entity::{location_member, member_role, membership, role};
+use crate::member_service::{load_member, lock_tenant, may_manage};
+use crate::{LocationService, MemberService, SeaTenancy, TenancyError};
+
+/// How many custom roles a tenant may define.
+pub const MAX_CUSTOM_ROLES: u64 = 100;
+
+/// A role of the tenant, as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleDefinition {
+    /// The role's id in its tenant.
+    pub id: RoleId,
+    /// Its stable key (`admin`, `support-lead`).
+    pub key: String,
+    /// Its display name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// What it grants.
+    pub permissions: PermissionSet,
+    /// The system role it is, or `None` for a custom role.
+    pub system: Option<Role>,
+    /// Bumped on every change; the ETag.
+    pub version: i32,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<role::Model> for RoleDefinition {
+    fn from(row: role::Model) -> Self {
+        // A system role's name, description and permissions are the code's, so that new
+        // permissions reach every tenant's system roles without a migration.
+        let system = row.system.then(|| Role::parse(&row.key)).flatten();
+        let (name, description, permissions) = match system {
+            Some(r) => (
+                r.title().to_owned(),
+                r.description().to_owned(),
+                r.permissions(),
+            ),
+            None => (row.name, row.description, parse_stored(&row.permissions)),
+        };
+        Self {
+            id: RoleId(row.id),
+            key: row.key,
+            name,
+            description,
+            permissions,
+            system,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// Permission names as stored: space-separated. A name the catalogue no longer has grants
+/// nothing.
+fn parse_stored(names: &str) -> PermissionSet {
+    names
+        .split_whitespace()
+        .filter_map(Permission::parse)
+        .collect()
+}
+
+fn stored(permissions: PermissionSet) -> String {
+    permissions
+        .iter()
+        .map(Permission::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What a custom role is made of, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleInput {
+    /// Its display name: 1 to 100 characters.
+    pub name: String,
+    /// What it is for: up to 500 characters.
+    pub description: String,
+    /// What it grants.
+    pub permissions: PermissionSet,
+}
+
+impl RoleInput {
+    /// Parses a role's name, description and permission names, naming every bad field.
+    pub fn parse(
+        name: &str,
+        description: Option<&str>,
+        permissions: &[String],
+    ) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let name = name.trim();
+        let len = name.chars().count();
+        if len == 0 || len > 100 || name.chars().any(char::is_control) {
+            errors.0.push(FieldError::new(
+                "name",
+                "invalid",
+                "1 to 100 characters, no control characters",
+            ));
+        }
+        let description = description.map(str::trim).unwrap_or_default();
+        if description.chars().count() > 500 {
+            errors.0.push(FieldError::new(
+                "description",
+                "too_long",
+                "at most 500 characters",
+            ));
+        }
+        let mut set = Vec::with_capacity(permissions.len());
+        for (i, raw) in permissions.iter().enumerate() {
+            match Permission::parse(raw) {
+                Some(p) => set.push(p),
+                None => errors.0.push(FieldError::new(
+                    &format!("permissions[{i}]"),
+                    "unknown_permission",
+                    "not a permission of the catalogue (GET /api/v1/permissions)",
+                )),
+            }
+        }
+        errors.into_result()?;
+        Ok(Self {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            permissions: set.into_iter().collect(),
+        })
+    }
+}
+
+/// A custom role's key: 2 to 40 of lowercase letters, digits, `-` and `_`, starting with a
+/// letter. The system roles' keys are taken in every tenant.
+pub fn parse_role_key(raw: &str) -> Result<String, FieldError> {
+    let key = raw.trim();
+    let ok = (2..=40).contains(&key.len())
+        && key.starts_with(|c: char| c.is_ascii_lowercase())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'));
+    if ok {
+        Ok(key.to_owned())
+    } else {
+        Err(FieldError::new(
+            "key",
+            "invalid_key",
+            "2 to 40 of a-z, 0-9, '-' and '_', starting with a letter",
+        ))
+    }
+}
+
+/// One role a member holds, tenant-wide or at a location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleGrant {
+    /// The role.
+    pub role: RoleDefinition,
+    /// The location it is held at; `None` tenant-wide.
+    pub location_id: Option<LocationId>,
+    /// When it was granted (for a system role: when the membership last changed).
+    pub granted_at: DateTime<Utc>,
+}
+
+/// The permissions a member's custom roles add, as one request needs them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CustomGrants {
+    /// Held tenant-wide.
+    pub tenant: PermissionSet,
+    /// Held at the location asked about.
+    pub location: PermissionSet,
+}
+
+/// The tenant's roles and who holds them.
+#[async_trait::async_trait]
+pub trait RoleService: Send + Sync {
+    /// The tenant's roles, system and custom, by key.
+    async fn list_roles(
+        &self,
+        ctx: &RequestContext,
+        page: KeyPageRequest,
+    ) -> Result<Page<RoleDefinition>, TenancyError>;
+
+    /// One role of the tenant.
+    async fn role(&self, ctx: &RequestContext, id: RoleId) -> Result<RoleDefinition, TenancyError>;
+
+    /// Defines a custom role; its permissions must be ones the caller holds.
+    async fn create_role(
+        &self,
+        ctx: &RequestContext,
+        key: String,
+        input: RoleInput,
+    ) -> Result<RoleDefinition, TenancyError>;
+
+    /// Replaces a custom role's name, description and permissions; `if_match` (a version)
+    /// makes it conditional. The caller must hold the old permissions and the new ones.
+    async fn update_role(
+        &self,
+        ctx: &RequestContext,
+        id: RoleId,
+        input: RoleInput,
+        if_match: Option<i32>,
+    ) -> Result<RoleDefinition, TenancyError>;
+
+    /// Deletes a custom role and every grant of it.
+    async fn delete_role(&self, ctx: &RequestContext, id: RoleId) -> Result<(), TenancyError>;
+
+    /// The roles a member holds: its system role, its location roles and its custom roles.
+    async fn member_roles(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+    ) -> Result<Vec<RoleGrant>, TenancyError>;
+
+    /// Grants a role to a member, tenant-wide or at `location`. A system role granted
+    /// tenant-wide replaces the member's system role; at a location it replaces the member's
+    /// role there (adding the member to the location).
+    async fn grant_role(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+        role: RoleId,
+        location: Option<LocationId>,
+    ) -> Result<RoleGrant, TenancyError>;
+
+    /// Takes a role from a member. A member keeps one system role tenant-wide; taking a
+    /// location's system role takes the member off that location.
+    async fn revoke_role(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+        role: RoleId,
+        location: Option<LocationId>,
+    ) -> Result<(), TenancyError>;
+}
+
+/// The rows of a new tenant's system roles.
+pub(crate) async fn seed_system_roles(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+) -> Result<(), TenancyError> {
+    let rows = Role::ALL.map(|r| role::ActiveModel {
+        id: Set(RoleId::new().0),
+        tenant_id: Set(tenant.0),
+        key: Set(r.as_str().to_owned()),
+        name: Set(r.title().to_owned()),
+        description: Set(r.description().to_owned()),
+        permissions: Set(String::new()),
+        system: Set(true),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    });
+    role::Entity::insert_many(rows).exec(txn).await?;
+    Ok(())
+}
+
+/// What `user`'s custom roles add in `tenant`: tenant-wide, and at `location` when one is
+/// given. One query.
+pub(crate) async fn custom_grants(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    user: UserId,
+    location: Option<LocationId>,
+) -> Result<CustomGrants, TenancyError> {
+    let mut scope = Condition::any().add(member_role::Column::LocationId.is_null());
+    if let Some(l) = location {
+        scope = scope.add(member_role::Column::LocationId.eq(l.0));
+    }
+    let rows: Vec<(Option<uuid::Uuid>, String)> = member_role::Entity::find()
+        .select_only()
+        .column(member_role::Column::LocationId)
+        .column(role::Column::Permissions)
+        .inner_join(role::Entity)
+        .filter(member_role::Column::TenantId.eq(tenant.0))
+        .filter(member_role::Column::UserId.eq(user.0))
+        .filter(scope)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut grants = CustomGrants::default();
+    for (at, names) in rows {
+        let set = parse_stored(&names);
+        match at {
+            None => grants.tenant = grants.tenant | set,
+            Some(_) => grants.location = grants.location | set,
+        }
+    }
+    Ok(grants)
+}
+
+/// Fails unless the caller holds every permission of `wanted` where the grant applies:
+/// tenant-wide, or at `location`.
+pub(crate) fn ensure_held(
+    ctx: &RequestContext,
+    wanted: PermissionSet,
+    location: Option<LocationId>,
+) -> Result<(), TenancyError> {
+    let held = match location {
+        Some(l) if ctx.location_id == Some(l) => ctx.permissions,
+        _ => ctx.tenant_permissions,
+    };
+    let missing = wanted.without(held);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(TenancyError::PermissionsNotHeld(missing))
+    }
+}
+
+async fn load_role(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    id: RoleId,
+) -> Result<role::Model, TenancyError> {
+    role::Entity::find_by_id(id.0)
+        .filter(role::Column::TenantId.eq(tenant.0))
+        .one(conn)
+        .await?
+        .ok_or(TenancyError::RoleNotFound)
+}
+
+fn role_entry(
+    ctx: &RequestContext,
+    action: &'static str,
+    id: RoleId,
+    old: Option<serde_json::Value>,
+    new: Option<serde_json::Value>,
+) -> AuditEntry {
+    AuditEntry::new(
+        Some(ctx.tenant_id),
+        ctx.actor(),
+        action,
+        "role",
+        Some(id.to_string()),
+        &ctx.client,
+    )
+    .with_change(old, new)
+}
+
+fn grant_entry(
+    ctx: &RequestContext,
+    action: &'static str,
+    user: UserId,
+    role: &RoleDefinition,
+    location: Option<LocationId>,
+) -> AuditEntry {
+    AuditEntry::new(
+        Some(ctx.tenant_id),
+        ctx.actor(),
+        action,
+        "member",
+        Some(user.to_string()),
+        &ctx.client,
+    )
+    .with_change(
+        None,
+        Some(json!({"role_id": role.id, "role": role.key, "location_id": location})),
+    )
+}
+
+fn definition_json(d: &RoleDefinition) -> serde_json::Value {
+    json!({
+        "key": d.key,
+        "name": d.name,
+        "description": d.description,
+        "permissions": d.permissions.iter().map(Permission::as_str).collect::<Vec<_>>(),
+    })
+}
+
+impl SeaTenancy {
+    /// Opens a grant or revocation of the custom role `target`: `users.manage` and a rank at
+    /// least the member's tenant-wide, `locations.manage` at a location, and every permission
+    /// of the role held where it applies; the tenant locked and the member loaded.
+    async fn begin_grant(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+        target: &RoleDefinition,
+        location: Option<LocationId>,
+    ) -> Result<DatabaseTransaction, TenancyError> {
+        match location {
+            None => ctx.require(Permission::UsersManage)?,
+            Some(l) => ctx.require_at(l, Permission::LocationsManage)?,
+        }
+        ensure_held(ctx, target.permissions, location)?;
+        let txn = begin_write(&self.db).await?;
+        lock_tenant(&txn, ctx.tenant_id).await?;
+        let member = load_member(&txn, ctx.tenant_id, user).await?;
+        if location.is_none() {
+            may_manage(ctx, Role::parse(&member.role).unwrap_or(Role::Owner))?;
+        }
+        Ok(txn)
+    }
+}
+
+#[async_trait::async_trait]
+impl RoleService for SeaTenancy {
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn list_roles(
+        &self,
+        ctx: &RequestContext,
+        page: KeyPageRequest,
+    ) -> Result<Page<RoleDefinition>, TenancyError> {
+        ctx.require(Permission::RolesRead)?;
+        let mut q = role::Entity::find().filter(role::Column::TenantId.eq(ctx.tenant_id.0));
+        if let Some((key, id)) = &page.after {
+            q = q.filter(
+                Condition::any()
+                    .add(role::Column::Key.gt(key.as_str()))
+                    .add(
+                        Condition::all()
+                            .add(role::Column::Key.eq(key.as_str()))
+                            .add(role::Column::Id.gt(*id)),
+                    ),
+            );
+        }
+        let rows = q
+            .order_by_asc(role::Column::Key)
+            .order_by_asc(role::Column::Id)
+            .limit(page.fetch())
+            .all(&self.db)
+            .await?;
+        let roles = rows.into_iter().map(RoleDefinition::from).collect();
+        Ok(page.page(roles, |r: &RoleDefinition| (r.key.as_str(), r.id.0)))
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn role(&self, ctx: &RequestContext, id: RoleId) -> Result<RoleDefinition, TenancyError> {
+        ctx.require(Permission::RolesRead)?;
+        Ok(load_role(&self.db, ctx.tenant_id, id).await?.into())
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn create_role(
+        &self,
+        ctx: &RequestContext,
+        key: String,
+        input: RoleInput,
+    ) -> Result<RoleDefinition, TenancyError> {
+        ctx.require(Permission::RolesManage)?;
+        ensure_held(ctx, input.permissions, None)?;
+        let txn = begin_write(&self.db).await?;
+        lock_tenant(&txn, ctx.tenant_id).await?;
+        let custom = role::Entity::find()
+            .filter(role::Column::TenantId.eq(ctx.tenant_id.0))
+            .filter(role::Column::System.eq(false))
+            .count(&txn)
+            .await?;
+        if custom >= MAX_CUSTOM_ROLES {
+            return Err(TenancyError::RoleLimitReached(MAX_CUSTOM_ROLES));
+        }
+        let now = Utc::now();
+        let row = role::ActiveModel {
+            id: Set(RoleId::new().0),
+            tenant_id: Set(ctx.tenant_id.0),
+            key: Set(key),
+            name: Set(input.name),
+            description: Set(input.description),
+            permissions: Set(stored(input.permissions)),
+            system: Set(false),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                TenancyError::RoleKeyTaken
+            } else {
+                e.into()
+            }
+        })?;
+        let created = RoleDefinition::from(row);
+        self.audit
+            .record(
+                &txn,
+                role_entry(
+                    ctx,
+                    "role.created",
+                    created.id,
+                    None,
+                    Some(definition_json(&created)),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(created)
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn update_role(
+        &self,
+        ctx: &RequestContext,
+        id: RoleId,
+        input: RoleInput,
+        if_match: Option<i32>,
+    ) -> Result<RoleDefinition, TenancyError> {
+        ctx.require(Permission::RolesManage)?;
+        let txn = begin_write(&self.db).await?;
+        let row = load_role(&txn, ctx.tenant_id, id).await?;
+        if row.system {
+            return Err(TenancyError::SystemRoleImmutable);
+        }
+        let before = RoleDefinition::from(row);
+        ensure_held(ctx, before.permissions | input.permissions, None)?;
+        if let Some(expected) = if_match
+            && expected != before.version
+        {
+            return Err(TenancyError::StaleVersion(expected));
+        }
+        let now = Utc::now();
+        let result = role::Entity::update_many()
+            .col_expr(role::Column::Name, Expr::value(input.name.clone()))
+            .col_expr(
+                role::Column::Description,
+                Expr::value(input.description.clone()),
+            )
+            .col_expr(
+                role::Column::Permissions,
+                Expr::value(stored(input.permissions)),
+            )
+            .col_expr(role::Column::Version, Expr::value(before.version + 1))
+            .col_expr(role::Column::UpdatedAt, Expr::value(now))
+            .filter(role::Column::Id.eq(id.0))
+            .filter(role::Column::Version.eq(before.version))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected != 1 {
+            return Err(TenancyError::StaleVersion(before.version));
+        }
+        let after = RoleDefinition {
+            name: input.name,
+            description: input.description,
+            permissions: input.permissions,
+            version: before.version + 1,
+            updated_at: now,
+            ..before.clone()
+        };
+        self.audit
+            .record(
+                &txn,
+                role_entry(
+                    ctx,
+                    "role.updated",
+                    id,
+                    Some(definition_json(&before)),
+                    Some(definition_json(&after)),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(after)
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn delete_role(&self, ctx: &RequestContext, id: RoleId) -> Result<(), TenancyError> {
+        ctx.require(Permission::RolesManage)?;
+        let txn = begin_write(&self.db).await?;
+        let row = load_role(&txn, ctx.tenant_id, id).await?;
+        if row.system {
+            return Err(TenancyError::SystemRoleImmutable);
+        }
+        let before = RoleDefinition::from(row);
+        ensure_held(ctx, before.permissions, None)?;
+        let removed = member_role::Entity::delete_many()
+            .filter(member_role::Column::TenantId.eq(ctx.tenant_id.0))
+            .filter(member_role::Column::RoleId.eq(id.0))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        role::Entity::delete_by_id(id.0).exec(&txn).await?;
+        self.audit
+            .record(
+                &txn,
+                role_entry(
+                    ctx,
+                    "role.deleted",
+                    id,
+                    Some(definition_json(&before)),
+                    Some(json!({"grants_removed": removed})),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn member_roles(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+    ) -> Result<Vec<RoleGrant>, TenancyError> {
+        if ctx.user_id() != Some(user) {
+            ctx.require(Permission::RolesRead)?;
+        }
+        let member = load_member(&self.db, ctx.tenant_id, user).await?;
+        grants_of(&self.db, ctx.tenant_id, &member).await
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn grant_role(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+        role_id: RoleId,
+        location: Option<LocationId>,
+    ) -> Result<RoleGrant, TenancyError> {
+        let target = load_role(&self.db, ctx.tenant_id, role_id).await?;
+        let target = RoleDefinition::from(target);
+        match (target.system, location) {
+            (Some(system), None) => {
+                let member = self.change_role(ctx, user, system).await?;
+                return Ok(RoleGrant {
+                    role: target,
+                    location_id: None,
+                    granted_at: member.updated_at,
+                });
+            }
+            (Some(system), Some(l)) => {
+                self.set_location_member(ctx, l, user, system).await?;
+                let held = location_member::Entity::find_by_id((ctx.tenant_id.0, l.0, user.0))
+                    .one(&self.db)
+                    .await?
+                    .ok_or(TenancyError::MemberNotFound)?;
+                return Ok(RoleGrant {
+                    role: target,
+                    location_id: Some(l),
+                    granted_at: held.created_at,
+                });
+            }
+            (None, _) => {}
+        }
+        let txn = self.begin_grant(ctx, user, &target, location).await?;
+        if let Some(l) = location {
+            let on_location = location_member::Entity::find_by_id((ctx.tenant_id.0, l.0, user.0))
+                .one(&txn)
+                .await?;
+            if on_location.is_none() {
+                let exists = crate::entity::location::Entity::find_by_id(l.0)
+                    .filter(crate::entity::location::Column::TenantId.eq(ctx.tenant_id.0))
+                    .one(&txn)
+                    .await?
+                    .is_some();
+                return Err(if exists {
+                    TenancyError::NotOnLocation
+                } else {
+                    TenancyError::LocationNotFound
+                });
+            }
+        }
+        let now = Utc::now();
+        let inserted = member_role::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            tenant_id: Set(ctx.tenant_id.0),
+            user_id: Set(user.0),
+            role_id: Set(role_id.0),
+            location_id: Set(location.map(|l| l.0)),
+            granted_by: Set(ctx.user_id().map(|u| u.0)),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(TenancyError::RoleAlreadyGranted),
+            Err(e) => return Err(e.into()),
+        }
+        self.audit
+            .record(
+                &txn,
+                grant_entry(ctx, "member.role_granted", user, &target, location),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(RoleGrant {
+            role: target,
+            location_id: location,
+            granted_at: now,
+        })
+    }
+
+    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    async fn revoke_role(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+        role_id: RoleId,
+        location: Option<LocationId>,
+    ) -> Result<(), TenancyError> {
+        let target = RoleDefinition::from(load_role(&self.db, ctx.tenant_id, role_id).await?);
+        match (target.system, location) {
+            (Some(system), None) => {
+                ctx.require(Permission::UsersManage)?;
+                let member = load_member(&self.db, ctx.tenant_id, user).await?;
+                return Err(if member.role == system.as_str() {
+                    TenancyError::SystemRoleRequired
+                } else {
+                    TenancyError::GrantNotFound
+                });
+            }
+            (Some(system), Some(l)) => {
+                let held = location_member::Entity::find_by_id((ctx.tenant_id.0, l.0, user.0))
+                    .one(&self.db)
+                    .await?;
+                if held.is_none_or(|h| h.role != system.as_str()) {
+                    ctx.require_at(l, Permission::LocationsRead)?;
+                    return Err(TenancyError::GrantNotFound);
+                }
+                return self.remove_location_member(ctx, l, user).await;
+            }
+            (None, _) => {}
+        }
+        let txn = self.begin_grant(ctx, user, &target, location).await?;
+        let scope = match location {
+            None => member_role::Column::LocationId.is_null(),
+            Some(l) => member_role::Column::LocationId.eq(l.0),
+        };
+        let removed = member_role::Entity::delete_many()
+            .filter(member_role::Column::TenantId.eq(ctx.tenant_id.0))
+            .filter(member_role::Column::UserId.eq(user.0))
+            .filter(member_role::Column::RoleId.eq(role_id.0))
+            .filter(scope)
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if removed == 0 {
+            return Err(TenancyError::GrantNotFound);
+        }
+        self.audit
+            .record(
+                &txn,
+                grant_entry(ctx, "member.role_revoked", user, &target, location),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
+/// Every role `member` holds: the system role, the location roles, the custom grants.
+async fn grants_of(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    member: &membership::Model,
+) -> Result<Vec<RoleGrant>, TenancyError> {
+    let user = UserId(member.user_id);
+    let roles: Vec<RoleDefinition> = role::Entity::find()
+        .filter(role::Column::TenantId.eq(tenant.0))
+        .filter(
+            Condition::any().add(role::Column::System.eq(true)).add(
+                role::Column::Id.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(member_role::Column::RoleId)
+                        .from(member_role::Entity)
+                        .and_where(member_role::Column::TenantId.eq(tenant.0))
+                        .and_where(member_role::Column::UserId.eq(user.0))
+                        .to_owned(),
+                ),
+            ),
+        )
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(RoleDefinition::from)
+        .collect();
+    let system = |r: Role| roles.iter().find(|d| d.system == Some(r)).cloned();
+    let mut grants = Vec::new();
+    if let Some(tenant_role) = Role::parse(&member.role).and_then(system) {
+        grants.push(RoleGrant {
+            role: tenant_role,
+            location_id: None,
+            granted_at: member.updated_at.unwrap_or(member.created_at),
+        });
+    }
+    let at_locations = location_member::Entity::find()
+        .filter(location_member::Column::TenantId.eq(tenant.0))
+        .filter(location_member::Column::UserId.eq(user.0))
+        .order_by_asc(location_member::Column::CreatedAt)
+        .all(conn)
+        .await?;
+    for l in at_locations {
+        if let Some(role) = Role::parse(&l.role).and_then(system) {
+            grants.push(RoleGrant {
+                role,
+                location_id: Some(LocationId(l.location_id)),
+                granted_at: l.created_at,
+            });
+        }
+    }
+    let custom = member_role::Entity::find()
+        .filter(member_role::Column::TenantId.eq(tenant.0))
+        .filter(member_role::Column::UserId.eq(user.0))
+        .order_by_asc(member_role::Column::CreatedAt)
+        .all(conn)
+        .await?;
+    for g in custom {
+        if let Some(role) = roles.iter().find(|d| d.id.0 == g.role_id) {
+            grants.push(RoleGrant {
+                role: role.clone(),
+                location_id: g.location_id.map(LocationId),
+                granted_at: g.created_at,
+            });
+        }
+    }
+    Ok(grants)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_input_names_every_bad_field() {
+        let err = RoleInput::parse(
+            " ",
+            Some(&"x".repeat(501)),
+            &["users.read".to_owned(), "users.fly".to_owned()],
+        )
+        .unwrap_err();
+        let fields: Vec<_> = err.0.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["name", "description", "permissions[1]"]);
+        let ok = RoleInput::parse(
+            " Auditor ",
+            None,
+            &["users.read".to_owned(), "users.read".to_owned()],
+        )
+        .unwrap();
+        assert_eq!(ok.name, "Auditor");
+        assert_eq!(ok.permissions.iter().count(), 1);
+    }
+
+    #[test]
+    fn keys_are_lowercase_slugs() {
+        assert_eq!(parse_role_key(" support-lead ").unwrap(), "support-lead");
+        for bad in ["x", "Support", "1st", "a b", &"a".repeat(41)] {
+            assert!(parse_role_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stored_permissions_round_trip_and_unknown_names_grant_nothing() {
+        let set: PermissionSet = [Permission::UsersRead, Permission::RolesRead]
+            .into_iter()
+            .collect();
+        assert_eq!(parse_stored(&stored(set)), set);
+        assert_eq!(
+            parse_stored("users.read tickets.teleport"),
+            [Permission::UsersRead].into_iter().collect()
+        );
+    }
+}
