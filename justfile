@@ -24,3 +24,9 @@ openapi:
 # The HTTP benchmark (wrk): throughput, latency, hash rate and memory.
 bench:
     ./bench/run.sh
+
+# What resolving a principal's permissions costs per request, against the single-role lookup
+# it replaced: on SQLite, then on PostgreSQL (BENCH_DATABASE_URL, default the local server).
+bench-permissions:
+    cargo run --release -q -p tenantry-platform --example permissions
+    BENCH_DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" cargo run --release -q -p tenantry-platform --example permissions

@@ -1043,10 +1043,6 @@ impl IdentityService for SeaIdentity {
         if !is_live(&s, Utc::now()) {
             return Err(IdentityError::SessionEnded);
         }
-        let role = active_role(
-            self.tenancy.access_of(tenant_id, user_id).await?,
-            IdentityError::SessionEnded,
-        )?;
         let location = match location {
             Some(l) => Some(l),
             None => claims
@@ -1055,23 +1051,23 @@ impl IdentityService for SeaIdentity {
                 .map(|l| parse(l).map(LocationId))
                 .transpose()?,
         };
-        // Permissions are resolved here, once per request: the system role's, plus what the
-        // member's custom roles add tenant-wide and at the acting location.
-        let grants = self
+        // Permissions are resolved here, once per request and in one query: the system
+        // role's, plus what custom roles add tenant-wide and at the acting location.
+        let resolved = self
             .tenancy
-            .custom_grants(tenant_id, user_id, location)
+            .resolve_access(tenant_id, user_id, location)
             .await?;
+        let role = active_role(resolved.access, IdentityError::SessionEnded)?;
         let ctx = RequestContext::for_user(tenant_id, user_id, session_id, role, client)
-            .with_grants(grants.tenant);
+            .with_grants(resolved.grants.tenant);
         Ok(match location {
             None => ctx,
             Some(location) => {
-                let held = self
-                    .tenancy
-                    .location_role(tenant_id, user_id, role, location)
-                    .await?;
-                let at_location = held.map(Role::permissions).unwrap_or_default();
-                ctx.in_location(location, at_location | grants.location)
+                let held = resolved
+                    .location_role
+                    .map(Role::permissions)
+                    .unwrap_or_default();
+                ctx.in_location(location, held | resolved.grants.location)
             }
         })
     }

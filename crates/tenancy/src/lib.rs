@@ -29,8 +29,8 @@ pub use members::{
 };
 pub use model::{Membership, Slug, Tenant, TenantName, TenantStatus, TenantUpdate};
 pub use roles::{
-    CustomGrants, MAX_CUSTOM_ROLES, RoleDefinition, RoleGrant, RoleInput, RoleService,
-    parse_role_key,
+    CustomGrants, MAX_CUSTOM_ROLES, ResolvedAccess, RoleDefinition, RoleGrant, RoleInput,
+    RoleService, parse_role_key,
 };
 pub use service::{SeaTenancy, TenancyService};
 pub use settings::{Branding, Limits, SecurityPolicy, StoredSettings, TenantSettings};

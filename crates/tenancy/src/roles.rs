@@ -7,7 +7,7 @@
 //! permission they do not hold themselves.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -21,7 +21,7 @@ use tenantry_kernel::{
 
 use crate::entity::{location_member, member_role, membership, role};
 use crate::member_service::{load_member, lock_tenant, may_manage};
-use crate::{LocationService, MemberService, SeaTenancy, TenancyError};
+use crate::{LocationService, MemberAccess, MemberService, MemberStatus, SeaTenancy, TenancyError};
 
 /// How many custom roles a tenant may define.
 pub const MAX_CUSTOM_ROLES: u64 = 100;
@@ -274,38 +274,167 @@ pub(crate) async fn seed_system_roles(
     Ok(())
 }
 
-/// What `user`'s custom roles add in `tenant`: tenant-wide, and at `location` when one is
-/// given. One query.
-pub(crate) async fn custom_grants(
+/// Everything one request needs to know about its principal's access, read in one query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResolvedAccess {
+    /// Whether the member may act, and with which system role.
+    pub access: MemberAccess,
+    /// What the member's custom roles add (meaningful while the access is active).
+    pub grants: CustomGrants,
+    /// The system role held at the location asked about; `None` for an owner or admin
+    /// acting there on their tenant-wide role.
+    pub location_role: Option<Role>,
+}
+
+/// Resolves `user`'s access to `tenant` (and to `location`, when given) in one round trip:
+/// the membership and its tenant, the custom roles in scope and, at a location, the
+/// location membership and the location itself. Acting at a location fails with
+/// `LocationNotFound` or `NotLocationMember` as [`crate::TenancyService::location_role`] does.
+pub(crate) async fn resolve_access(
     conn: &impl ConnectionTrait,
     tenant: TenantId,
     user: UserId,
     location: Option<LocationId>,
-) -> Result<CustomGrants, TenancyError> {
-    let mut scope = Condition::any().add(member_role::Column::LocationId.is_null());
-    if let Some(l) = location {
-        scope = scope.add(member_role::Column::LocationId.eq(l.0));
+) -> Result<ResolvedAccess, TenancyError> {
+    use sea_orm::sea_query::{Alias, JoinType, Query};
+    let (m, t, g, r) = (
+        membership::Entity,
+        crate::entity::tenant::Entity,
+        member_role::Entity,
+        role::Entity,
+    );
+    let (lm, l) = (location_member::Entity, crate::entity::location::Entity);
+    let mut q = Query::select();
+    q.expr_as(Expr::col((m, membership::Column::Role)), Alias::new("role"))
+        .expr_as(
+            Expr::col((m, membership::Column::Status)),
+            Alias::new("member_status"),
+        )
+        .expr_as(
+            Expr::col((t, crate::entity::tenant::Column::Status)),
+            Alias::new("tenant_status"),
+        )
+        .expr_as(
+            Expr::col((r, role::Column::Permissions)),
+            Alias::new("permissions"),
+        )
+        .expr_as(
+            Expr::col((g, member_role::Column::LocationId)),
+            Alias::new("grant_location"),
+        )
+        .from(m)
+        .join(
+            JoinType::InnerJoin,
+            t,
+            Expr::col((t, crate::entity::tenant::Column::Id))
+                .equals((m, membership::Column::TenantId)),
+        );
+    let grant_scope = match location {
+        None => Expr::col((g, member_role::Column::LocationId)).is_null(),
+        Some(loc) => Expr::col((g, member_role::Column::LocationId))
+            .is_null()
+            .or(Expr::col((g, member_role::Column::LocationId)).eq(loc.0)),
+    };
+    q.join(
+        JoinType::LeftJoin,
+        g,
+        Expr::col((g, member_role::Column::TenantId))
+            .equals((m, membership::Column::TenantId))
+            .and(
+                Expr::col((g, member_role::Column::UserId)).equals((m, membership::Column::UserId)),
+            )
+            .and(grant_scope),
+    )
+    .join(
+        JoinType::LeftJoin,
+        r,
+        Expr::col((r, role::Column::Id)).equals((g, member_role::Column::RoleId)),
+    );
+    if let Some(loc) = location {
+        q.expr_as(
+            Expr::col((lm, location_member::Column::Role)),
+            Alias::new("location_role"),
+        )
+        .expr_as(
+            Expr::col((l, crate::entity::location::Column::Id)),
+            Alias::new("location_id"),
+        )
+        .join(
+            JoinType::LeftJoin,
+            lm,
+            Expr::col((lm, location_member::Column::TenantId))
+                .equals((m, membership::Column::TenantId))
+                .and(
+                    Expr::col((lm, location_member::Column::UserId))
+                        .equals((m, membership::Column::UserId)),
+                )
+                .and(Expr::col((lm, location_member::Column::LocationId)).eq(loc.0)),
+        )
+        .join(
+            JoinType::LeftJoin,
+            l,
+            Expr::col((l, crate::entity::location::Column::TenantId))
+                .equals((m, membership::Column::TenantId))
+                .and(Expr::col((l, crate::entity::location::Column::Id)).eq(loc.0)),
+        );
     }
-    let rows: Vec<(Option<uuid::Uuid>, String)> = member_role::Entity::find()
-        .select_only()
-        .column(member_role::Column::LocationId)
-        .column(role::Column::Permissions)
-        .inner_join(role::Entity)
-        .filter(member_role::Column::TenantId.eq(tenant.0))
-        .filter(member_role::Column::UserId.eq(user.0))
-        .filter(scope)
-        .into_tuple()
-        .all(conn)
-        .await?;
+    q.and_where(Expr::col((m, membership::Column::TenantId)).eq(tenant.0))
+        .and_where(Expr::col((m, membership::Column::UserId)).eq(user.0));
+    let rows = conn.query_all(&q).await?;
+    let none = ResolvedAccess {
+        access: MemberAccess::None,
+        grants: CustomGrants::default(),
+        location_role: None,
+    };
+    let Some(first) = rows.first() else {
+        return Ok(none);
+    };
+    let member_status: String = first.try_get("", "member_status")?;
+    let tenant_status: String = first.try_get("", "tenant_status")?;
+    let access = if member_status != MemberStatus::Active.as_str() {
+        MemberAccess::Deactivated
+    } else if tenant_status != crate::TenantStatus::Active.as_str() {
+        MemberAccess::TenantSuspended
+    } else {
+        let role: String = first.try_get("", "role")?;
+        Role::parse(&role).map_or(MemberAccess::None, MemberAccess::Active)
+    };
+    let MemberAccess::Active(role) = access else {
+        return Ok(ResolvedAccess { access, ..none });
+    };
     let mut grants = CustomGrants::default();
-    for (at, names) in rows {
+    for row in &rows {
+        let Some(names) = row.try_get::<Option<String>>("", "permissions")? else {
+            continue;
+        };
         let set = parse_stored(&names);
-        match at {
-            None => grants.tenant = grants.tenant | set,
-            Some(_) => grants.location = grants.location | set,
+        if row
+            .try_get::<Option<uuid::Uuid>>("", "grant_location")?
+            .is_none()
+        {
+            grants.tenant = grants.tenant | set;
+        } else {
+            grants.location = grants.location | set;
         }
     }
-    Ok(grants)
+    let mut location_role = None;
+    if location.is_some() {
+        let held: Option<String> = first.try_get("", "location_role")?;
+        let exists = first
+            .try_get::<Option<uuid::Uuid>>("", "location_id")?
+            .is_some();
+        location_role = match held.as_deref().and_then(Role::parse) {
+            Some(r) => Some(r),
+            None if !exists => return Err(TenancyError::LocationNotFound),
+            None if matches!(role, Role::Owner | Role::Admin) => None,
+            None => return Err(TenancyError::NotLocationMember),
+        };
+    }
+    Ok(ResolvedAccess {
+        access,
+        grants,
+        location_role,
+    })
 }
 
 /// Fails unless the caller holds every permission of `wanted` where the grant applies:

@@ -63,13 +63,14 @@ pub trait TenancyService: Send + Sync {
         location: LocationId,
     ) -> Result<Option<Role>, TenancyError>;
 
-    /// What `user`'s custom roles add in `tenant`, tenant-wide and at `location`.
-    async fn custom_grants(
+    /// Everything an authenticated request needs about `user` in `tenant` (and at
+    /// `location`): access, system role, custom grants and location role, in one query.
+    async fn resolve_access(
         &self,
         tenant: TenantId,
         user: UserId,
         location: Option<LocationId>,
-    ) -> Result<crate::CustomGrants, TenancyError>;
+    ) -> Result<crate::ResolvedAccess, TenancyError>;
 
     /// Whether `user` belongs to `tenant`, active or not.
     async fn is_member(&self, tenant: TenantId, user: UserId) -> Result<bool, TenancyError>;
@@ -349,13 +350,13 @@ impl TenancyService for SeaTenancy {
         }
     }
 
-    async fn custom_grants(
+    async fn resolve_access(
         &self,
         tenant: TenantId,
         user: UserId,
         location: Option<LocationId>,
-    ) -> Result<crate::CustomGrants, TenancyError> {
-        crate::roles::custom_grants(&self.db, tenant, user, location).await
+    ) -> Result<crate::ResolvedAccess, TenancyError> {
+        crate::roles::resolve_access(&self.db, tenant, user, location).await
     }
 
     async fn is_member(&self, tenant: TenantId, user: UserId) -> Result<bool, TenancyError> {
