@@ -12,6 +12,7 @@ mod m20261121_000002_password_resets;
 mod m20261121_000003_invitations;
 mod m20261121_000004_members_locations;
 mod m20261121_000005_roles;
+mod m20261121_000006_api_keys;
 
 /// Applies Tenantry's migrations in order.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_invitations::Migration),
             Box::new(m20261121_000004_members_locations::Migration),
             Box::new(m20261121_000005_roles::Migration),
+            Box::new(m20261121_000006_api_keys::Migration),
         ]
     }
 }

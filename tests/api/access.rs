@@ -38,6 +38,8 @@ async fn the_permission_catalogue_lists_every_permission_and_what_the_caller_hol
         "locations.manage",
         "roles.read",
         "roles.manage",
+        "api_keys.read",
+        "api_keys.manage",
     ];
     assert_eq!(names, every);
     assert_eq!(held, every);

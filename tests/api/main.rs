@@ -3,6 +3,7 @@
 
 mod access;
 mod account;
+mod api_keys;
 mod audit;
 mod errors;
 mod helpers;

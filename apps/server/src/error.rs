@@ -417,6 +417,19 @@ impl From<IdentityError> for ApiError {
                 conflict("already_verified", "the email address is already verified")
             }
             E::Forbidden(denied) => forbidden(&denied),
+            E::UserOnly => ApiError::new(StatusCode::FORBIDDEN, "user_only", "Forbidden")
+                .detail("this endpoint acts for a signed-in user; an API key cannot call it"),
+            E::ApiKeyNotFound => ApiError::not_found().detail("API key not found"),
+            E::ApiKeyRevoked => {
+                ApiError::unauthenticated("api_key_revoked", "the API key was revoked")
+            }
+            E::ApiKeyExpired => {
+                ApiError::unauthenticated("api_key_expired", "the API key has expired")
+            }
+            E::ApiKeyNotActive(state) => {
+                ApiError::new(StatusCode::CONFLICT, "api_key_not_active", "Conflict")
+                    .detail(format!("the API key is {state}; make a new one"))
+            }
             E::RoleNotGrantable(role) => {
                 ApiError::new(StatusCode::FORBIDDEN, "role_not_grantable", "Forbidden")
                     .detail(format!("the role {} ranks above your own", role.as_str()))

@@ -7,8 +7,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    auth, health, invitations, locations, members, permissions, roles, sessions, tenants, users,
-    well_known,
+    api_keys, auth, health, invitations, locations, members, permissions, roles, sessions, tenants,
+    users, well_known,
 };
 
 #[derive(OpenApi)]
@@ -77,6 +77,11 @@ use crate::routes::{
         roles::member_roles,
         roles::grant,
         roles::revoke,
+        api_keys::create,
+        api_keys::list,
+        api_keys::get_one,
+        api_keys::update,
+        api_keys::revoke,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField, crate::error::TenantChoice)),
     modifiers(&BearerAuth),

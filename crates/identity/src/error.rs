@@ -125,6 +125,21 @@ pub enum IdentityError {
     /// The caller lacks a permission.
     #[error(transparent)]
     Forbidden(#[from] AccessDenied),
+    /// The endpoint acts for a signed-in user; an API key cannot call it.
+    #[error("only a signed-in user may do this")]
+    UserOnly,
+    /// No API key of the caller's tenant has that id.
+    #[error("API key not found")]
+    ApiKeyNotFound,
+    /// The API key presented was revoked.
+    #[error("the API key was revoked")]
+    ApiKeyRevoked,
+    /// The API key presented has expired.
+    #[error("the API key has expired")]
+    ApiKeyExpired,
+    /// The API key is revoked or expired, so it cannot change.
+    #[error("the API key is {0}")]
+    ApiKeyNotActive(&'static str),
     /// Password hashing is saturated; the request was shed.
     #[error("too many sign-ins at once; retry shortly")]
     Overloaded,

@@ -2,9 +2,10 @@
 //! verification, and the access tokens that turn into a [`tenantry_kernel::RequestContext`].
 //!
 //! Owns the `users`, `sessions`, `refresh_tokens`, `email_verification_tokens`,
-//! `password_reset_tokens`, `invitations` and `invitation_emails` tables.
+//! `password_reset_tokens`, `invitations`, `invitation_emails` and `api_keys` tables.
 //! Tenants and memberships belong to `tenantry-tenancy`, reached through its service trait.
 
+mod api_keys;
 pub mod entity;
 mod error;
 mod invitations;
@@ -14,6 +15,10 @@ pub mod password;
 mod service;
 pub mod sessions;
 
+pub use api_keys::{
+    ApiKey, ApiKeyService, ApiKeyUpdate, CreatedApiKey, KEY_PREFIX, MAX_LIFETIME_DAYS, NewApiKey,
+    split_key,
+};
 pub use error::{IdentityError, TokenKind};
 pub use invitations::{
     Accepted, EmailDelivery, INVITATION_EMAIL_QUEUED, Invitation, InvitationCleanup,

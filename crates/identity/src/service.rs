@@ -151,8 +151,9 @@ pub trait IdentityService: Send + Sync {
         client: &ClientMeta,
     ) -> Result<VerifiedEmail, IdentityError>;
 
-    /// Turns an access token into the context a request runs in; `location` (from a request
-    /// header) chooses the location to act in over the one the token names.
+    /// Turns a bearer credential — an access token, or an API key (`tnt_…`) — into the
+    /// context a request runs in; `location` (from a request header) chooses the location to
+    /// act in over the one the token names.
     async fn authenticate(
         &self,
         access_token: &str,
@@ -599,7 +600,7 @@ impl IdentityService for SeaIdentity {
     #[tracing::instrument(skip_all, err(level = "info"))]
     async fn logout(&self, ctx: &RequestContext) -> Result<(), IdentityError> {
         let Principal::User { session_id, .. } = ctx.principal else {
-            return Ok(());
+            return Err(IdentityError::UserOnly);
         };
         let txn = begin_write(&self.db).await?;
         sessions::revoke_audited(
@@ -622,7 +623,7 @@ impl IdentityService for SeaIdentity {
         tenant: TenantId,
         location: Option<LocationId>,
     ) -> Result<TokenPair, IdentityError> {
-        let user_id = ctx.user_id().ok_or(IdentityError::NotAMember)?;
+        let user_id = ctx.user_id().ok_or(IdentityError::UserOnly)?;
         let role = active_role(
             self.tenancy.access_of(tenant, user_id).await?,
             IdentityError::NotAMember,
@@ -665,7 +666,7 @@ impl IdentityService for SeaIdentity {
             session_id: current,
         } = ctx.principal
         else {
-            return Err(IdentityError::UserNotFound);
+            return Err(IdentityError::UserOnly);
         };
         let now = Utc::now();
         let mut query = session::Entity::find()
@@ -699,7 +700,7 @@ impl IdentityService for SeaIdentity {
         target: SessionId,
     ) -> Result<(), IdentityError> {
         let Some(user_id) = ctx.user_id() else {
-            return Err(IdentityError::SessionNotFound);
+            return Err(IdentityError::UserOnly);
         };
         let txn = begin_write(&self.db).await?;
         // Only the caller's own sessions in this tenant are visible; everything else is
@@ -729,7 +730,7 @@ impl IdentityService for SeaIdentity {
 
     #[tracing::instrument(skip_all, err(level = "info"))]
     async fn logout_all(&self, ctx: &RequestContext) -> Result<u64, IdentityError> {
-        let user_id = ctx.user_id().ok_or(IdentityError::UserNotFound)?;
+        let user_id = ctx.user_id().ok_or(IdentityError::UserOnly)?;
         let txn = begin_write(&self.db).await?;
         let ended = sessions::revoke_all_of_user(&txn, user_id, None, "logout_all").await?;
         self.audit
@@ -757,7 +758,7 @@ impl IdentityService for SeaIdentity {
             session_id,
         } = ctx.principal
         else {
-            return Err(IdentityError::UserNotFound);
+            return Err(IdentityError::UserOnly);
         };
         let checking = self.hasher.admit().await?;
         let account = user::Entity::find_by_id(user_id.0)
@@ -799,7 +800,7 @@ impl IdentityService for SeaIdentity {
 
     #[tracing::instrument(skip_all, err(level = "info"))]
     async fn resend_verification(&self, ctx: &RequestContext) -> Result<(), IdentityError> {
-        let user_id = ctx.user_id().ok_or(IdentityError::UserNotFound)?;
+        let user_id = ctx.user_id().ok_or(IdentityError::UserOnly)?;
         let account = user::Entity::find_by_id(user_id.0)
             .one(&self.db)
             .await?
@@ -1022,6 +1023,11 @@ impl IdentityService for SeaIdentity {
         client: ClientMeta,
         location: Option<LocationId>,
     ) -> Result<RequestContext, IdentityError> {
+        if access_token.starts_with(crate::KEY_PREFIX) {
+            return self
+                .authenticate_api_key(access_token, client, location)
+                .await;
+        }
         let claims = self
             .signer
             .verify(access_token)
@@ -1073,7 +1079,7 @@ impl IdentityService for SeaIdentity {
     }
 
     async fn me(&self, ctx: &RequestContext) -> Result<Me, IdentityError> {
-        let user_id = ctx.user_id().ok_or(IdentityError::UserNotFound)?;
+        let user_id = ctx.user_id().ok_or(IdentityError::UserOnly)?;
         let account = user::Entity::find_by_id(user_id.0)
             .one(&self.db)
             .await?

@@ -1,7 +1,7 @@
 //! Who is acting, in which tenant, with which permissions: built once per request by the
 //! server's auth middleware (or once per job by the worker) and handed to every service call.
 
-use crate::{LocationId, Permission, PermissionSet, Role, SessionId, TenantId, UserId};
+use crate::{ApiKeyId, LocationId, Permission, PermissionSet, Role, SessionId, TenantId, UserId};
 
 /// The authenticated party behind a command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,6 +12,11 @@ pub enum Principal {
         user_id: UserId,
         /// The session (refresh-token family) the access token belongs to.
         session_id: SessionId,
+    },
+    /// An API key of the tenant, acting with its scopes only.
+    ApiKey {
+        /// The key.
+        key_id: ApiKeyId,
     },
     /// Tenantry itself, running a background job.
     System {
@@ -36,6 +41,8 @@ pub struct ClientMeta {
 pub enum Actor {
     /// A user (possibly not yet signed in, e.g. while registering).
     User(UserId),
+    /// An API key.
+    ApiKey(ApiKeyId),
     /// A background job.
     System(&'static str),
     /// Nobody identified (a failed login for an unknown address).
@@ -48,6 +55,7 @@ impl Actor {
     pub fn kind(&self) -> &'static str {
         match self {
             Actor::User(_) => "user",
+            Actor::ApiKey(_) => "api_key",
             Actor::System(_) => "system",
             Actor::Anonymous => "anonymous",
         }
@@ -58,6 +66,7 @@ impl Actor {
     pub fn id(&self) -> Option<String> {
         match self {
             Actor::User(id) => Some(id.to_string()),
+            Actor::ApiKey(id) => Some(id.to_string()),
             Actor::System(job) => Some((*job).to_owned()),
             Actor::Anonymous => None,
         }
@@ -113,6 +122,43 @@ impl RequestContext {
         }
     }
 
+    /// A context for an API key: it holds `scopes` and nothing else, ranks as `role` (its
+    /// creator's when it was made), and a key bound to a location holds its scopes only there.
+    #[must_use]
+    pub fn for_api_key(
+        tenant_id: TenantId,
+        key_id: ApiKeyId,
+        role: Role,
+        scopes: PermissionSet,
+        bound_to: Option<LocationId>,
+        client: ClientMeta,
+    ) -> Self {
+        Self {
+            tenant_id,
+            principal: Principal::ApiKey { key_id },
+            role,
+            location_id: bound_to,
+            permissions: scopes,
+            tenant_permissions: if bound_to.is_some() {
+                PermissionSet::empty()
+            } else {
+                scopes
+            },
+            client,
+        }
+    }
+
+    /// What of `wanted` the principal lacks where it would apply: tenant-wide, or at
+    /// `location` (where grants held there count while acting in it).
+    #[must_use]
+    pub fn lacking(&self, wanted: PermissionSet, location: Option<LocationId>) -> PermissionSet {
+        let held = match location {
+            Some(l) if self.location_id == Some(l) => self.permissions,
+            _ => self.tenant_permissions,
+        };
+        wanted.without(held)
+    }
+
     /// The same context with `granted` (the custom roles held tenant-wide) added to what the
     /// system role grants.
     #[must_use]
@@ -165,7 +211,7 @@ impl RequestContext {
     pub fn user_id(&self) -> Option<UserId> {
         match self.principal {
             Principal::User { user_id, .. } => Some(user_id),
-            Principal::System { .. } => None,
+            Principal::ApiKey { .. } | Principal::System { .. } => None,
         }
     }
 
@@ -174,6 +220,7 @@ impl RequestContext {
     pub fn actor(&self) -> Actor {
         match self.principal {
             Principal::User { user_id, .. } => Actor::User(user_id),
+            Principal::ApiKey { key_id } => Actor::ApiKey(key_id),
             Principal::System { job } => Actor::System(job),
         }
     }
@@ -197,6 +244,36 @@ mod tests {
             Err(AccessDenied(Permission::TenantUpdate))
         );
         assert!(ctx.require(Permission::TenantRead).is_ok());
+    }
+
+    #[test]
+    fn an_api_key_holds_its_scopes_and_a_bound_key_only_at_its_location() {
+        let scopes: PermissionSet = [Permission::UsersRead].into_iter().collect();
+        let free = RequestContext::for_api_key(
+            TenantId::new(),
+            ApiKeyId::new(),
+            Role::Admin,
+            scopes,
+            None,
+            ClientMeta::default(),
+        );
+        assert!(free.require(Permission::UsersRead).is_ok());
+        assert!(free.require(Permission::TenantRead).is_err());
+        assert_eq!(free.user_id(), None);
+        assert_eq!(free.actor().kind(), "api_key");
+        let here = LocationId::new();
+        let bound = RequestContext::for_api_key(
+            TenantId::new(),
+            ApiKeyId::new(),
+            Role::Admin,
+            scopes,
+            Some(here),
+            ClientMeta::default(),
+        );
+        assert!(bound.require(Permission::UsersRead).is_err());
+        assert!(bound.require_at(here, Permission::UsersRead).is_ok());
+        assert!(bound.lacking(scopes, Some(here)).is_empty());
+        assert_eq!(bound.lacking(scopes, None), scopes);
     }
 
     #[test]

@@ -35,11 +35,17 @@ pub enum Permission {
     /// Create, change and delete the tenant's custom roles.
     #[serde(rename = "roles.manage")]
     RolesManage,
+    /// List and read the tenant's API keys (never their secrets).
+    #[serde(rename = "api_keys.read")]
+    ApiKeysRead,
+    /// Create, change and revoke the tenant's API keys.
+    #[serde(rename = "api_keys.manage")]
+    ApiKeysManage,
 }
 
 impl Permission {
     /// Every permission, in catalogue order.
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 11] = [
         Permission::TenantRead,
         Permission::TenantUpdate,
         Permission::UsersRead,
@@ -49,6 +55,8 @@ impl Permission {
         Permission::LocationsManage,
         Permission::RolesRead,
         Permission::RolesManage,
+        Permission::ApiKeysRead,
+        Permission::ApiKeysManage,
     ];
 
     /// The stable name clients see.
@@ -64,6 +72,8 @@ impl Permission {
             Permission::LocationsManage => "locations.manage",
             Permission::RolesRead => "roles.read",
             Permission::RolesManage => "roles.manage",
+            Permission::ApiKeysRead => "api_keys.read",
+            Permission::ApiKeysManage => "api_keys.manage",
         }
     }
 
@@ -87,6 +97,10 @@ impl Permission {
             Permission::RolesRead => "List and read the tenant's roles and members' role grants.",
             Permission::RolesManage => {
                 "Create, change and delete custom roles; only with permissions the caller holds."
+            }
+            Permission::ApiKeysRead => "List and read the tenant's API keys, never their secrets.",
+            Permission::ApiKeysManage => {
+                "Create, change and revoke API keys; scopes only from the caller's permissions."
             }
         }
     }

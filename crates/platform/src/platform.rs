@@ -6,8 +6,8 @@ use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
 use tenantry_audit::SeaAuditSink;
 use tenantry_identity::{
-    HashPool, IdentityService, IdentitySettings, InvitationService, MemberSessions, PasswordHasher,
-    SeaIdentity, TokenSigner,
+    ApiKeyService, HashPool, IdentityService, IdentitySettings, InvitationService, MemberSessions,
+    PasswordHasher, SeaIdentity, TokenSigner,
 };
 use tenantry_kernel::AuditSink;
 use tenantry_tenancy::{LocationService, MemberService, RoleService, SeaTenancy, TenancyService};
@@ -35,6 +35,8 @@ pub struct Platform {
     pub identity: Arc<dyn IdentityService>,
     /// Invitations and their emails.
     pub invitations: Arc<dyn InvitationService>,
+    /// The tenant's API keys.
+    pub api_keys: Arc<dyn ApiKeyService>,
     /// The outbox commands write their events to.
     pub outbox: Arc<SqlOutbox>,
     /// Outgoing email.
@@ -101,7 +103,8 @@ impl Platform {
             IdentitySettings::default(),
         ));
         let identity: Arc<dyn IdentityService> = sea_identity.clone();
-        let invitations: Arc<dyn InvitationService> = sea_identity;
+        let invitations: Arc<dyn InvitationService> = sea_identity.clone();
+        let api_keys: Arc<dyn ApiKeyService> = sea_identity;
         Ok(Self {
             settings,
             db,
@@ -111,6 +114,7 @@ impl Platform {
             roles,
             identity,
             invitations,
+            api_keys,
             outbox,
             mailer,
             jobs,

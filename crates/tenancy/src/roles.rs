@@ -444,11 +444,7 @@ pub(crate) fn ensure_held(
     wanted: PermissionSet,
     location: Option<LocationId>,
 ) -> Result<(), TenancyError> {
-    let held = match location {
-        Some(l) if ctx.location_id == Some(l) => ctx.permissions,
-        _ => ctx.tenant_permissions,
-    };
-    let missing = wanted.without(held);
+    let missing = ctx.lacking(wanted, location);
     if missing.is_empty() {
         Ok(())
     } else {

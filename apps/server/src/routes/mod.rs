@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource. Each handler extracts, calls one service method
 //! and maps the result.
 
+pub mod api_keys;
 pub mod auth;
 pub mod health;
 pub mod invitations;
@@ -89,6 +90,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(roles::remove)
                 .service(roles::member_roles)
                 .service(roles::grant)
-                .service(roles::revoke),
+                .service(roles::revoke)
+                .service(api_keys::create)
+                .service(api_keys::list)
+                .service(api_keys::get_one)
+                .service(api_keys::update)
+                .service(api_keys::revoke),
         );
 }

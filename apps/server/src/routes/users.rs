@@ -98,7 +98,10 @@ pub async fn me(state: AppState, auth: Auth) -> Result<HttpResponse, ApiError> {
     ))]
 #[get("/users/me/tenants")]
 pub async fn my_tenants(state: AppState, auth: Auth) -> Result<HttpResponse, ApiError> {
-    let user = auth.0.user_id().ok_or_else(ApiError::not_found)?;
+    let user = auth
+        .0
+        .user_id()
+        .ok_or(tenantry_identity::IdentityError::UserOnly)?;
     let memberships = state.tenancy.memberships_of(user).await?;
     Ok(HttpResponse::Ok().json(MyTenants {
         items: memberships

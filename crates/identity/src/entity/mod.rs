@@ -1,5 +1,6 @@
 //! SeaORM entities for the tables identity owns.
 
+pub mod api_key;
 pub mod email_verification;
 pub mod invitation;
 pub mod invitation_email;
