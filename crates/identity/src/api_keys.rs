@@ -65,7 +65,7 @@ impl From<api_key::Model> for ApiKey {
             id: ApiKeyId(row.id),
             name: row.name,
             prefix: row.prefix,
-            scopes: parse_scopes(&row.scopes),
+            scopes: PermissionSet::from_stored(&row.scopes),
             location_id: row.location_id.map(LocationId),
             created_by: row.created_by.map(UserId),
             created_at: row.created_at,
@@ -129,18 +129,7 @@ fn parse_scope_names(raw: &[String], errors: &mut ValidationErrors) -> Permissio
             "name at least one permission",
         ));
     }
-    let mut set = Vec::with_capacity(raw.len());
-    for (i, name) in raw.iter().enumerate() {
-        match Permission::parse(name) {
-            Some(p) => set.push(p),
-            None => errors.0.push(FieldError::new(
-                &format!("scopes[{i}]"),
-                "unknown_permission",
-                "not a permission of the catalogue (GET /api/v1/permissions)",
-            )),
-        }
-    }
-    set.into_iter().collect()
+    PermissionSet::parse_names("scopes", raw, errors)
 }
 
 impl NewApiKey {
@@ -183,25 +172,6 @@ impl ApiKeyUpdate {
         errors.into_result()?;
         Ok(Self { name, scopes })
     }
-}
-
-fn parse_scopes(names: &str) -> PermissionSet {
-    names
-        .split_whitespace()
-        .filter_map(Permission::parse)
-        .collect()
-}
-
-fn stored(scopes: PermissionSet) -> String {
-    scopes
-        .iter()
-        .map(Permission::as_str)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn names(scopes: PermissionSet) -> Vec<&'static str> {
-    scopes.iter().map(Permission::as_str).collect()
 }
 
 /// Splits `tnt_<prefix>_<secret>`; `None` when the text is not shaped like a key.
@@ -329,7 +299,7 @@ impl SeaIdentity {
                 .exec(&self.db)
                 .await?;
         }
-        let scopes = parse_scopes(&row.scopes);
+        let scopes = PermissionSet::from_stored(&row.scopes);
         let ctx = RequestContext::for_api_key(
             tenant,
             ApiKeyId(row.id),
@@ -379,7 +349,7 @@ impl ApiKeyService for SeaIdentity {
             name: Set(input.name),
             prefix: Set(prefix.clone()),
             secret_hash: Set(secret_hash),
-            scopes: Set(stored(input.scopes)),
+            scopes: Set(input.scopes.to_stored()),
             role: Set(ctx.role.as_str().to_owned()),
             location_id: Set(input.location_id.map(|l| l.0)),
             created_by: Set(ctx.user_id().map(|u| u.0)),
@@ -403,7 +373,7 @@ impl ApiKeyService for SeaIdentity {
                     Some(json!({
                         "name": key.name,
                         "prefix": key.prefix,
-                        "scopes": names(key.scopes),
+                        "scopes": key.scopes.names(),
                         "location_id": key.location_id,
                         "expires_at": key.expires_at,
                     })),
@@ -470,7 +440,7 @@ impl ApiKeyService for SeaIdentity {
             active.name = Set(name.clone());
         }
         if let Some(scopes) = update.scopes {
-            active.scopes = Set(stored(scopes));
+            active.scopes = Set(scopes.to_stored());
         }
         active.updated_at = Set(Utc::now());
         let after = ApiKey::from(active.update(&txn).await?);
@@ -481,8 +451,8 @@ impl ApiKeyService for SeaIdentity {
                     ctx,
                     "api_key.updated",
                     id,
-                    Some(json!({"name": before.name, "scopes": names(before.scopes)})),
-                    Some(json!({"name": after.name, "scopes": names(after.scopes)})),
+                    Some(json!({"name": before.name, "scopes": before.scopes.names()})),
+                    Some(json!({"name": after.name, "scopes": after.scopes.names()})),
                 ),
             )
             .await?;

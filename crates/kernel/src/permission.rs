@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::{FieldError, ValidationErrors};
+
 /// One action a principal may be allowed to take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Permission {
@@ -155,6 +157,44 @@ impl PermissionSet {
     #[must_use]
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    /// The stable names of the set's permissions, in catalogue order.
+    #[must_use]
+    pub fn names(self) -> Vec<&'static str> {
+        self.iter().map(Permission::as_str).collect()
+    }
+
+    /// The stored form: names separated by spaces.
+    #[must_use]
+    pub fn to_stored(self) -> String {
+        self.names().join(" ")
+    }
+
+    /// Reads the stored form back; a name the catalogue no longer has grants nothing.
+    #[must_use]
+    pub fn from_stored(names: &str) -> Self {
+        names
+            .split_whitespace()
+            .filter_map(Permission::parse)
+            .collect()
+    }
+
+    /// Parses permission names a client sent as `field`, recording an error naming
+    /// `field[i]` for each unknown one.
+    pub fn parse_names(field: &str, raw: &[String], errors: &mut ValidationErrors) -> Self {
+        let mut set = Self::empty();
+        for (i, name) in raw.iter().enumerate() {
+            match Permission::parse(name) {
+                Some(p) => set.0 |= p.bit(),
+                None => errors.0.push(FieldError::new(
+                    &format!("{field}[{i}]"),
+                    "unknown_permission",
+                    "not a permission of the catalogue (GET /api/v1/permissions)",
+                )),
+            }
+        }
+        set
     }
 
     /// The permissions in the set, in catalogue order.
@@ -339,6 +379,23 @@ mod tests {
         assert!(missing.contains(Permission::RolesManage));
         assert!(!missing.contains(Permission::UsersRead));
         assert!(PermissionSet::empty().is_subset_of(read));
+    }
+
+    #[test]
+    fn stored_names_round_trip_and_unknown_ones_are_named() {
+        let set: PermissionSet = [Permission::UsersRead, Permission::RolesRead]
+            .into_iter()
+            .collect();
+        assert_eq!(PermissionSet::from_stored(&set.to_stored()), set);
+        assert_eq!(
+            PermissionSet::from_stored("users.read tickets.teleport"),
+            [Permission::UsersRead].into_iter().collect()
+        );
+        let mut errors = ValidationErrors::default();
+        let raw = ["users.read".to_owned(), "users.fly".to_owned()];
+        let parsed = PermissionSet::parse_names("scopes", &raw, &mut errors);
+        assert_eq!(parsed.names(), ["users.read"]);
+        assert_eq!(errors.0[0].field, "scopes[1]");
     }
 
     #[test]
