@@ -13,6 +13,7 @@ mod m20261121_000003_invitations;
 mod m20261121_000004_members_locations;
 mod m20261121_000005_roles;
 mod m20261121_000006_api_keys;
+mod m20261121_000007_mfa;
 
 /// Applies Tenantry's migrations in order.
 #[derive(Debug)]
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_members_locations::Migration),
             Box::new(m20261121_000005_roles::Migration),
             Box::new(m20261121_000006_api_keys::Migration),
+            Box::new(m20261121_000007_mfa::Migration),
         ]
     }
 }

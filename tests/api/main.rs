@@ -12,6 +12,7 @@ mod invitations;
 mod jobs;
 mod locations;
 mod members;
+mod mfa;
 mod openapi;
 mod roles;
 mod session_management;

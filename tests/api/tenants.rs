@@ -105,6 +105,8 @@ async fn tenant_settings_are_read_replaced_checked_and_applied(app: TestApp) {
     assert_eq!(defaults["security"]["session_lifetime_hours"], 720);
     assert_eq!(defaults["security"]["invitation_ttl_hours"], 72);
     assert_eq!(defaults["limits"]["seats"], Value::Null);
+    assert_eq!(defaults["limits"]["api_requests_per_minute"], 100);
+    assert_eq!(defaults["security"]["require_mfa"], false);
 
     // Every bad field is named by its path, and nothing changes.
     let res = app
@@ -115,6 +117,7 @@ async fn tenant_settings_are_read_replaced_checked_and_applied(app: TestApp) {
                 "branding": {"primary_color": "blue"},
                 "timezone": "Mars/Olympus_Mons",
                 "security": {"session_lifetime_hours": 0},
+                "limits": {"api_requests_per_minute": 0},
                 "features": {"Not Valid": true},
             }),
         )
@@ -127,6 +130,7 @@ async fn tenant_settings_are_read_replaced_checked_and_applied(app: TestApp) {
             "branding.primary_color",
             "timezone",
             "security.session_lifetime_hours",
+            "limits.api_requests_per_minute",
             "features.Not Valid"
         ]
     );
@@ -140,8 +144,8 @@ async fn tenant_settings_are_read_replaced_checked_and_applied(app: TestApp) {
         "branding": {"display_name": "Acme Support", "primary_color": "#0a7cff", "accent_color": null, "logo_file_id": null},
         "locale": "de-CH",
         "timezone": "Europe/Zurich",
-        "security": {"session_lifetime_hours": 2, "allowed_email_domains": ["acme.test"], "invitation_ttl_hours": 24, "bind_refresh_tokens_to_network": false},
-        "limits": {"seats": 10},
+        "security": {"session_lifetime_hours": 2, "allowed_email_domains": ["acme.test"], "invitation_ttl_hours": 24, "bind_refresh_tokens_to_network": false, "require_mfa": false},
+        "limits": {"seats": 10, "api_requests_per_minute": 600},
         "features": {"beta.reports": true},
     });
     let res = app.put_authed(path, &owner.access_token, &wanted).await;

@@ -419,6 +419,26 @@ impl From<IdentityError> for ApiError {
             E::Forbidden(denied) => forbidden(&denied),
             E::UserOnly => ApiError::new(StatusCode::FORBIDDEN, "user_only", "Forbidden")
                 .detail("this endpoint acts for a signed-in user; an API key cannot call it"),
+            E::MfaNotEnabled => conflict(
+                "mfa_not_enabled",
+                "the account has no confirmed second factor",
+            ),
+            E::MfaAlreadyEnabled => conflict(
+                "mfa_already_enabled",
+                "the account has a confirmed second factor; disable it first",
+            ),
+            E::InvalidMfaProof => {
+                ApiError::new(StatusCode::FORBIDDEN, "invalid_mfa_proof", "Forbidden")
+                    .detail("the code or password is wrong, or the code was already used")
+            }
+            E::MfaCodeRejected => ApiError::unauthenticated(
+                "invalid_mfa_code",
+                "the code or backup code is wrong, or was already used",
+            ),
+            E::InvalidMfaToken => ApiError::unauthenticated(
+                "invalid_mfa_token",
+                "the sign-in challenge is invalid, used, expired or out of attempts; sign in again",
+            ),
             E::ApiKeyNotFound => ApiError::not_found().detail("API key not found"),
             E::ApiKeyRevoked => {
                 ApiError::unauthenticated("api_key_revoked", "the API key was revoked")

@@ -65,6 +65,7 @@ impl FromRequest for Auth {
             .app_data::<web::Data<Arc<Platform>>>()
             .map(|p| Arc::clone(p));
         let client = client_meta(req);
+        let path = req.path().to_owned();
         // `Some(None)`: the header is there but names no location.
         let location = req.headers().get(LOCATION_HEADER).map(|v| {
             v.to_str()
@@ -93,14 +94,33 @@ impl FromRequest for Auth {
                     .detail("X-Location-Id must be a location id"));
                 }
             };
-            Ok(Auth(
-                platform
-                    .identity
-                    .authenticate(&token, client, location)
-                    .await?,
-            ))
+            let ctx = platform
+                .identity
+                .authenticate(&token, client, location)
+                .await?;
+            if ctx.enrollment_only && !enrollment_may_call(&path) {
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::FORBIDDEN,
+                    "mfa_enrollment_required",
+                    "Second factor required",
+                )
+                .detail(
+                    "the tenant requires two-factor authentication: enroll a factor at \
+                     /api/v1/users/me/mfa/totp and confirm it; this session can do nothing else",
+                ));
+            }
+            Ok(Auth(ctx))
         })
     }
+}
+
+/// What a session limited to enrolling a second factor may call: who it is, the factor
+/// endpoints, and signing out.
+fn enrollment_may_call(path: &str) -> bool {
+    path == "/api/v1/users/me"
+        || path == "/api/v1/users/me/mfa"
+        || path.starts_with("/api/v1/users/me/mfa/")
+        || path == "/api/v1/auth/logout"
 }
 
 /// The version named by `If-Match`, if the header is present (`*` means any).

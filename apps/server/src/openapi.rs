@@ -7,8 +7,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    api_keys, auth, health, invitations, locations, members, permissions, roles, sessions, tenants,
-    users, well_known,
+    api_keys, auth, health, invitations, locations, members, mfa, permissions, roles, sessions,
+    tenants, users, well_known,
 };
 
 #[derive(OpenApi)]
@@ -82,6 +82,12 @@ use crate::routes::{
         api_keys::get_one,
         api_keys::update,
         api_keys::revoke,
+        mfa::status,
+        mfa::enroll,
+        mfa::confirm,
+        mfa::disable,
+        mfa::regenerate,
+        mfa::verify,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField, crate::error::TenantChoice)),
     modifiers(&BearerAuth),

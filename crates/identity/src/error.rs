@@ -137,6 +137,21 @@ pub enum IdentityError {
     /// The API key presented has expired.
     #[error("the API key has expired")]
     ApiKeyExpired,
+    /// The account has no (confirmed) second factor.
+    #[error("two-factor authentication is not enabled")]
+    MfaNotEnabled,
+    /// The account has a confirmed second factor already.
+    #[error("two-factor authentication is already enabled")]
+    MfaAlreadyEnabled,
+    /// A code, backup code or password given as proof is wrong (or a code was used before).
+    #[error("the code is wrong or was already used")]
+    InvalidMfaProof,
+    /// The code or backup code given to complete a sign-in is wrong or was already used.
+    #[error("the code is wrong or was already used")]
+    MfaCodeRejected,
+    /// The sign-in challenge is unknown, used, expired or out of attempts.
+    #[error("the sign-in challenge is invalid or expired")]
+    InvalidMfaToken,
     /// The API key is revoked or expired, so it cannot change.
     #[error("the API key is {0}")]
     ApiKeyNotActive(&'static str),

@@ -1070,7 +1070,8 @@ impl InvitationService for SeaIdentity {
         cancel_emails(&txn, row.id, now).await?;
         let tokens = if existing.is_none() {
             let policy = self.tenancy.settings_of(tenant).await?;
-            let scope = sessions::Scope::new(&policy, client, None);
+            // A new account has no second factor yet.
+            let scope = sessions::Scope::new(&policy, client, None, false);
             let (session_id, refresh) =
                 sessions::open(&txn, tenant, user_id, scope, client).await?;
             Some(self.token_pair(user_id, tenant, (session_id, None), refresh)?)

@@ -2,7 +2,8 @@
 //! verification, and the access tokens that turn into a [`tenantry_kernel::RequestContext`].
 //!
 //! Owns the `users`, `sessions`, `refresh_tokens`, `email_verification_tokens`,
-//! `password_reset_tokens`, `invitations`, `invitation_emails` and `api_keys` tables.
+//! `password_reset_tokens`, `invitations`, `invitation_emails`, `api_keys`, `totp_factors`,
+//! `mfa_backup_codes` and `mfa_challenges` tables.
 //! Tenants and memberships belong to `tenantry-tenancy`, reached through its service trait.
 
 mod api_keys;
@@ -10,6 +11,7 @@ pub mod entity;
 mod error;
 mod invitations;
 pub mod jwt;
+mod mfa;
 mod model;
 pub mod password;
 mod service;
@@ -26,6 +28,10 @@ pub use invitations::{
     MAX_BATCH, MAX_EMAIL_ATTEMPTS, NewInvitations, RESEND_COOLDOWN, RETRY_DELAYS, SkipReason,
 };
 pub use jwt::{AccessClaims, TokenSigner};
+pub use mfa::{
+    BACKUP_CODES, CHALLENGE_ATTEMPTS, LoginOutcome, MfaService, MfaStatus, Proof, SecondFactor,
+    TotpEnrollment,
+};
 pub use model::{
     Credentials, Email, Me, Password, PersonName, PurgeReport, Registered, Registration,
     SessionInfo, TokenMail, TokenPair, VerifiedEmail,

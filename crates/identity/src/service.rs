@@ -5,15 +5,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
 use tenantry_kernel::db::{begin_write, is_unique_violation};
 use tenantry_kernel::{
     Actor, AuditEntry, AuditSink, ClientMeta, Event, LocationId, Outbox, Page, PageRequest,
-    Principal, RequestContext, Role, SessionId, TenantId, UserId, ValidationErrors,
+    Principal, RequestContext, Role, Sealer, SessionId, TenantId, UserId, ValidationErrors,
 };
 use tenantry_tenancy::{
     MemberAccess, MemberStatus, Membership, NewMember, TenancyService, TenantStatus,
@@ -22,8 +22,9 @@ use tenantry_tenancy::{
 use crate::entity::{email_verification, password_reset, refresh_token, session, user};
 use crate::sessions::{self, is_live};
 use crate::{
-    Credentials, Email, IdentityError, Me, Password, PasswordHasher, PurgeReport, Registered,
-    Registration, SessionInfo, TokenKind, TokenMail, TokenPair, TokenSigner, VerifiedEmail,
+    Credentials, Email, IdentityError, LoginOutcome, Me, Password, PasswordHasher, PurgeReport,
+    Registered, Registration, SessionInfo, TokenKind, TokenMail, TokenPair, TokenSigner,
+    VerifiedEmail,
 };
 
 /// Event written to the outbox when an account is created; it triggers the verification email.
@@ -45,6 +46,8 @@ pub struct IdentitySettings {
     pub password_reset_ttl: Duration,
     /// How long ended sessions are kept (for the sessions list and forensics) before purge.
     pub session_retention: Duration,
+    /// The issuer authenticator apps show next to a TOTP factor.
+    pub mfa_issuer: String,
 }
 
 impl Default for IdentitySettings {
@@ -54,6 +57,7 @@ impl Default for IdentitySettings {
             verification_ttl: Duration::hours(24),
             password_reset_ttl: Duration::hours(1),
             session_retention: Duration::days(7),
+            mfa_issuer: "Tenantry".to_owned(),
         }
     }
 }
@@ -68,12 +72,13 @@ pub trait IdentityService: Send + Sync {
         client: &ClientMeta,
     ) -> Result<Registered, IdentityError>;
 
-    /// Checks a password and opens a session.
+    /// Checks a password and opens a session, or, for an account with a second factor,
+    /// answers the challenge that `MfaService::verify_mfa` completes.
     async fn login(
         &self,
         input: Credentials,
         client: &ClientMeta,
-    ) -> Result<TokenPair, IdentityError>;
+    ) -> Result<LoginOutcome, IdentityError>;
 
     /// Rotates a refresh token; a reused one revokes its whole session.
     async fn refresh(
@@ -185,11 +190,13 @@ pub struct SeaIdentity {
     pub(crate) outbox: Arc<dyn Outbox>,
     pub(crate) hasher: Arc<PasswordHasher>,
     signer: Arc<TokenSigner>,
-    settings: IdentitySettings,
+    pub(crate) sealer: Arc<Sealer>,
+    pub(crate) settings: IdentitySettings,
 }
 
 impl SeaIdentity {
-    /// Wires the service to its collaborators.
+    /// Wires the service to its collaborators; `signer` issues access tokens and `sealer`
+    /// seals second-factor secrets.
     #[must_use]
     pub fn new(
         db: DatabaseConnection,
@@ -197,7 +204,7 @@ impl SeaIdentity {
         audit: Arc<dyn AuditSink>,
         outbox: Arc<dyn Outbox>,
         hasher: Arc<PasswordHasher>,
-        signer: Arc<TokenSigner>,
+        (signer, sealer): (Arc<TokenSigner>, Arc<Sealer>),
         settings: IdentitySettings,
     ) -> Self {
         Self {
@@ -207,6 +214,7 @@ impl SeaIdentity {
             outbox,
             hasher,
             signer,
+            sealer,
             settings,
         }
     }
@@ -229,6 +237,37 @@ impl SeaIdentity {
             refresh_token,
             expires_in: self.signer.ttl_secs(),
         })
+    }
+
+    /// Opens the session of a sign-in inside `txn` and audits it. The tenant's security policy
+    /// sets how long it lasts, whether its refresh tokens are bound to this network, and
+    /// whether, for a member without a second factor, it may only enroll one.
+    pub(crate) async fn open_signed_in_session(
+        &self,
+        txn: &DatabaseTransaction,
+        (user, tenant, location): (UserId, TenantId, Option<LocationId>),
+        has_second_factor: bool,
+        client: &ClientMeta,
+    ) -> Result<(SessionId, String), IdentityError> {
+        let policy = self.tenancy.settings_of(tenant).await?;
+        let scope = sessions::Scope::new(&policy, client, location, has_second_factor);
+        let restricted = scope.restricted;
+        let (session_id, refresh) = sessions::open(txn, tenant, user, scope, client).await?;
+        self.audit
+            .record(
+                txn,
+                AuditEntry::new(
+                    Some(tenant),
+                    Actor::User(user),
+                    "session.created",
+                    "session",
+                    Some(session_id.to_string()),
+                    client,
+                )
+                .with_change(None, Some(json!({"enrollment_only": restricted}))),
+            )
+            .await?;
+        Ok((session_id, refresh))
     }
 
     /// Revokes a session whose refresh token looks stolen, in its own transaction, so the
@@ -376,6 +415,7 @@ impl IdentityService for SeaIdentity {
                 location: None,
                 lifetime: self.settings.session_ttl,
                 network: None,
+                restricted: false,
             },
             client,
         )
@@ -422,7 +462,7 @@ impl IdentityService for SeaIdentity {
         &self,
         input: Credentials,
         client: &ClientMeta,
-    ) -> Result<TokenPair, IdentityError> {
+    ) -> Result<LoginOutcome, IdentityError> {
         // A place in the hashing pool before anything else, so a flood is shed before it
         // reaches the database.
         let admission = self.hasher.admit().await?;
@@ -495,27 +535,22 @@ impl IdentityService for SeaIdentity {
                 .location_role(tenant, user_id, chosen.role, location)
                 .await?;
         }
-        // The tenant's security policy sets how long the sign-in lasts and whether its
-        // refresh tokens are bound to this network.
-        let policy = self.tenancy.settings_of(tenant).await?;
-        let scope = sessions::Scope::new(&policy, client, input.location_id);
+        if crate::mfa::has_second_factor(&self.db, user_id).await? {
+            let (mfa_token, expires_in) = self
+                .open_challenge(user_id, tenant, input.location_id)
+                .await?;
+            return Ok(LoginOutcome::MfaRequired {
+                mfa_token,
+                expires_in,
+            });
+        }
         let txn = begin_write(&self.db).await?;
-        let (session_id, refresh) = sessions::open(&txn, tenant, user_id, scope, client).await?;
-        self.audit
-            .record(
-                &txn,
-                AuditEntry::new(
-                    Some(tenant),
-                    Actor::User(user_id),
-                    "session.created",
-                    "session",
-                    Some(session_id.to_string()),
-                    client,
-                ),
-            )
+        let (session_id, refresh) = self
+            .open_signed_in_session(&txn, (user_id, tenant, input.location_id), false, client)
             .await?;
         txn.commit().await?;
         self.token_pair(user_id, tenant, (session_id, input.location_id), refresh)
+            .map(LoginOutcome::Tokens)
     }
 
     #[tracing::instrument(skip_all, err(level = "info"))]
@@ -570,11 +605,19 @@ impl IdentityService for SeaIdentity {
         }
         let raw =
             sessions::issue_refresh_token(&txn, tenant, SessionId(s.id), s.expires_at).await?;
-        session::Entity::update_many()
+        // The tenant's policy applies when tokens are issued: a member without a second
+        // factor, in a tenant that now requires one, keeps only an enrollment session. A
+        // restricted session is lifted only by confirming a factor on it.
+        let restrict = !s.restricted
+            && self.tenancy.settings_of(tenant).await?.security.require_mfa
+            && !crate::mfa::has_second_factor(&txn, user_id).await?;
+        let mut update = session::Entity::update_many()
             .col_expr(session::Column::LastUsedAt, Expr::value(now))
-            .filter(session::Column::Id.eq(s.id))
-            .exec(&txn)
-            .await?;
+            .filter(session::Column::Id.eq(s.id));
+        if restrict {
+            update = update.col_expr(session::Column::Restricted, Expr::value(true));
+        }
+        update.exec(&txn).await?;
         self.audit
             .record(
                 &txn,
@@ -634,7 +677,8 @@ impl IdentityService for SeaIdentity {
                 .await?;
         }
         let policy = self.tenancy.settings_of(tenant).await?;
-        let scope = sessions::Scope::new(&policy, &ctx.client, location);
+        let has_factor = crate::mfa::has_second_factor(&self.db, user_id).await?;
+        let scope = sessions::Scope::new(&policy, &ctx.client, location, has_factor);
         let txn = begin_write(&self.db).await?;
         let (session_id, refresh) =
             sessions::open(&txn, tenant, user_id, scope, &ctx.client).await?;
@@ -1049,6 +1093,7 @@ impl IdentityService for SeaIdentity {
         if !is_live(&s, Utc::now()) {
             return Err(IdentityError::SessionEnded);
         }
+        let restricted = s.restricted;
         let location = match location {
             Some(l) => Some(l),
             None => claims
@@ -1066,6 +1111,9 @@ impl IdentityService for SeaIdentity {
         let role = active_role(resolved.access, IdentityError::SessionEnded)?;
         let ctx = RequestContext::for_user(tenant_id, user_id, session_id, role, client)
             .with_grants(resolved.grants.tenant);
+        if restricted {
+            return Ok(ctx.enrollment_only());
+        }
         Ok(match location {
             None => ctx,
             Some(location) => {

@@ -29,14 +29,18 @@ pub(crate) struct Scope {
     pub lifetime: Duration,
     /// The network its refresh tokens are bound to, if the tenant binds them.
     pub network: Option<String>,
+    /// Whether it may only enroll a second factor: the tenant requires one the member lacks.
+    pub restricted: bool,
 }
 
 impl Scope {
-    /// A session in `tenant_settings`' tenant, for `client`, acting in `location`.
+    /// A session in `tenant_settings`' tenant, for `client`, acting in `location`, of a member
+    /// who has a second factor or not.
     pub(crate) fn new(
         tenant_settings: &TenantSettings,
         client: &ClientMeta,
         location: Option<LocationId>,
+        has_second_factor: bool,
     ) -> Self {
         Self {
             location,
@@ -46,6 +50,7 @@ impl Scope {
             } else {
                 None
             },
+            restricted: tenant_settings.security.require_mfa && !has_second_factor,
         }
     }
 }
@@ -85,6 +90,7 @@ pub(crate) async fn open<C: ConnectionTrait>(
         location,
         lifetime,
         network,
+        restricted,
     } = scope;
     let now = Utc::now();
     let id = SessionId::new();
@@ -102,6 +108,7 @@ pub(crate) async fn open<C: ConnectionTrait>(
         user_agent: Set(client.user_agent.clone()),
         location_id: Set(location.map(|l| l.0)),
         network: Set(network),
+        restricted: Set(restricted),
     }
     .insert(conn)
     .await?;

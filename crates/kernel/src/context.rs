@@ -89,6 +89,9 @@ pub struct RequestContext {
     pub permissions: PermissionSet,
     /// What the principal holds tenant-wide; what applies to every location but its own.
     pub tenant_permissions: PermissionSet,
+    /// The session may only enroll a second factor: the tenant requires one the member
+    /// lacks. Every other endpoint refuses it.
+    pub enrollment_only: bool,
     /// Where the request came from.
     pub client: ClientMeta,
 }
@@ -118,6 +121,7 @@ impl RequestContext {
             location_id: None,
             permissions: role.permissions(),
             tenant_permissions: role.permissions(),
+            enrollment_only: false,
             client,
         }
     }
@@ -144,8 +148,18 @@ impl RequestContext {
             } else {
                 scopes
             },
+            enrollment_only: false,
             client,
         }
+    }
+
+    /// The same context limited to enrolling a second factor: it holds no permission.
+    #[must_use]
+    pub fn enrollment_only(mut self) -> Self {
+        self.enrollment_only = true;
+        self.permissions = PermissionSet::empty();
+        self.tenant_permissions = PermissionSet::empty();
+        self
     }
 
     /// What of `wanted` the principal lacks where it would apply: tenant-wide, or at

@@ -7,9 +7,9 @@ use sea_orm::DatabaseConnection;
 use tenantry_audit::SeaAuditSink;
 use tenantry_identity::{
     ApiKeyService, HashPool, IdentityService, IdentitySettings, InvitationService, MemberSessions,
-    PasswordHasher, SeaIdentity, TokenSigner,
+    MfaService, PasswordHasher, SeaIdentity, TokenSigner,
 };
-use tenantry_kernel::AuditSink;
+use tenantry_kernel::{AuditSink, Sealer};
 use tenantry_tenancy::{LocationService, MemberService, RoleService, SeaTenancy, TenancyService};
 
 use crate::jobs::JobQueue;
@@ -37,6 +37,8 @@ pub struct Platform {
     pub invitations: Arc<dyn InvitationService>,
     /// The tenant's API keys.
     pub api_keys: Arc<dyn ApiKeyService>,
+    /// Second factors and the sign-ins that need them.
+    pub mfa: Arc<dyn MfaService>,
     /// The outbox commands write their events to.
     pub outbox: Arc<SqlOutbox>,
     /// Outgoing email.
@@ -99,12 +101,13 @@ impl Platform {
             audit,
             outbox.clone(),
             hasher,
-            signer,
+            (signer, Arc::new(Sealer::new(&keys.encryption_key))),
             IdentitySettings::default(),
         ));
         let identity: Arc<dyn IdentityService> = sea_identity.clone();
         let invitations: Arc<dyn InvitationService> = sea_identity.clone();
-        let api_keys: Arc<dyn ApiKeyService> = sea_identity;
+        let api_keys: Arc<dyn ApiKeyService> = sea_identity.clone();
+        let mfa: Arc<dyn MfaService> = sea_identity;
         Ok(Self {
             settings,
             db,
@@ -115,6 +118,7 @@ impl Platform {
             identity,
             invitations,
             api_keys,
+            mfa,
             outbox,
             mailer,
             jobs,

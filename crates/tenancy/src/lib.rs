@@ -33,4 +33,7 @@ pub use roles::{
     RoleService, parse_role_key,
 };
 pub use service::{SeaTenancy, TenancyService};
-pub use settings::{Branding, Limits, SecurityPolicy, StoredSettings, TenantSettings};
+pub use settings::{
+    Branding, DEFAULT_API_REQUESTS_PER_MINUTE, Limits, MAX_API_REQUESTS_PER_MINUTE, SecurityPolicy,
+    StoredSettings, TenantSettings,
+};

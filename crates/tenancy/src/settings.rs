@@ -63,14 +63,34 @@ pub struct SecurityPolicy {
     /// Whether a session's refresh tokens work only from the network (IPv4 /24, IPv6 /64)
     /// the session was opened from.
     pub bind_refresh_tokens_to_network: bool,
+    /// Whether members must have a second factor: those without one get sessions that may
+    /// only enroll one.
+    pub require_mfa: bool,
 }
 
 /// Usage limits.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Limits {
     /// Members plus pending invitations the tenant may have; `None` is unlimited.
     pub seats: Option<u32>,
+    /// Requests per minute each principal (a signed-in member, an API key) may make to the
+    /// tenant's API.
+    pub api_requests_per_minute: u32,
+}
+
+/// The default API rate: requests per minute per principal.
+pub const DEFAULT_API_REQUESTS_PER_MINUTE: u32 = 100;
+/// The highest API rate a tenant may set.
+pub const MAX_API_REQUESTS_PER_MINUTE: u32 = 100_000;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            seats: None,
+            api_requests_per_minute: DEFAULT_API_REQUESTS_PER_MINUTE,
+        }
+    }
 }
 
 impl Default for TenantSettings {
@@ -93,6 +113,7 @@ impl Default for SecurityPolicy {
             allowed_email_domains: Vec::new(),
             invitation_ttl_hours: 72,
             bind_refresh_tokens_to_network: false,
+            require_mfa: false,
         }
     }
 }
@@ -188,6 +209,13 @@ impl TenantSettings {
                 "limits.seats",
                 "out_of_range",
                 "at least 1, or null for no limit",
+            ));
+        }
+        if !(1..=MAX_API_REQUESTS_PER_MINUTE).contains(&self.limits.api_requests_per_minute) {
+            errors.0.push(FieldError::new(
+                "limits.api_requests_per_minute",
+                "out_of_range",
+                format!("between 1 and {MAX_API_REQUESTS_PER_MINUTE}"),
             ));
         }
         if self.features.len() > MAX_FEATURES {

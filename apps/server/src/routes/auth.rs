@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
-use tenantry_identity::{Credentials, Password, Registration, TokenPair};
+use tenantry_identity::{Credentials, LoginOutcome, Password, Registration, TokenPair};
 use tenantry_kernel::{LocationId, TenantId, ValidationErrors};
 use utoipa::ToSchema;
 
@@ -119,6 +119,44 @@ impl From<TokenPair> for TokenResponse {
     }
 }
 
+/// The account has a second factor: complete the sign-in with `POST /api/v1/auth/mfa/verify`.
+#[derive(Serialize, ToSchema)]
+pub struct MfaRequiredResponse {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// Single-use token for `POST /api/v1/auth/mfa/verify`; five wrong codes end it.
+    pub mfa_token: String,
+    /// Seconds the token stays valid.
+    #[schema(example = 300)]
+    pub expires_in: i64,
+}
+
+/// The outcome of a sign-in: tokens, or a second-factor challenge.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    /// Signed in.
+    Tokens(TokenResponse),
+    /// A second factor is needed.
+    MfaRequired(MfaRequiredResponse),
+}
+
+impl From<LoginOutcome> for LoginResponse {
+    fn from(o: LoginOutcome) -> Self {
+        match o {
+            LoginOutcome::Tokens(t) => Self::Tokens(t.into()),
+            LoginOutcome::MfaRequired {
+                mfa_token,
+                expires_in,
+            } => Self::MfaRequired(MfaRequiredResponse {
+                mfa_required: true,
+                mfa_token,
+                expires_in,
+            }),
+        }
+    }
+}
+
 /// A new account, its tenant, and its first tokens.
 #[derive(Serialize, ToSchema)]
 pub struct RegisterResponse {
@@ -182,11 +220,13 @@ pub async fn register(
     }))
 }
 
-/// Signs in with email and password.
+/// Signs in with email and password. For an account with a second factor the answer is
+/// `{mfa_required: true, mfa_token}` instead of tokens; `POST /api/v1/auth/mfa/verify`
+/// completes it.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login_user",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 200, description = "Signed in, or a second factor is needed", body = LoginResponse),
         (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Unknown email or wrong password (`invalid_credentials`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a member of the tenant asked for (`not_a_member`), membership deactivated (`membership_deactivated`), tenant suspended (`tenant_suspended`), or not a member of the location asked for (`not_a_location_member`)", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -209,8 +249,8 @@ pub async fn login(
         body.tenant_id.map(TenantId),
         body.location_id.map(LocationId),
     )?;
-    let tokens = state.identity.login(input, &client.0).await?;
-    Ok(HttpResponse::Ok().json(TokenResponse::from(tokens)))
+    let outcome = state.identity.login(input, &client.0).await?;
+    Ok(HttpResponse::Ok().json(LoginResponse::from(outcome)))
 }
 
 /// Exchanges a refresh token for new tokens. The presented token stops working; presenting

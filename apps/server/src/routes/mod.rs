@@ -7,6 +7,7 @@ pub mod health;
 pub mod invitations;
 pub mod locations;
 pub mod members;
+pub mod mfa;
 pub mod pages;
 pub mod permissions;
 pub mod roles;
@@ -95,6 +96,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(api_keys::list)
                 .service(api_keys::get_one)
                 .service(api_keys::update)
-                .service(api_keys::revoke),
+                .service(api_keys::revoke)
+                .service(mfa::status)
+                .service(mfa::enroll)
+                .service(mfa::confirm)
+                .service(mfa::disable)
+                .service(mfa::regenerate)
+                .service(mfa::verify),
         );
 }

@@ -139,6 +139,9 @@ pub struct SecurityPolicyBody {
     /// it was opened from; a refresh from elsewhere ends the session. Applies to sign-ins
     /// after the change. Default false.
     pub bind_refresh_tokens_to_network: bool,
+    /// When true, members without a second factor get, at their next sign-in or token
+    /// refresh, a session that may only enroll one (`/api/v1/users/me/mfa/…`). Default false.
+    pub require_mfa: bool,
 }
 
 /// Usage limits.
@@ -149,6 +152,10 @@ pub struct LimitsBody {
     /// once they exist.
     #[schema(example = 25, minimum = 1)]
     pub seats: Option<u32>,
+    /// Requests per minute each principal (a member's session, an API key) may make
+    /// (1 to 100000; default 100).
+    #[schema(example = 100, minimum = 1, maximum = 100_000)]
+    pub api_requests_per_minute: u32,
 }
 
 /// A tenant's settings. `PUT` replaces them all: a field left out takes its default.
@@ -214,13 +221,17 @@ impl From<SecurityPolicy> for SecurityPolicyBody {
             allowed_email_domains: s.allowed_email_domains,
             invitation_ttl_hours: s.invitation_ttl_hours,
             bind_refresh_tokens_to_network: s.bind_refresh_tokens_to_network,
+            require_mfa: s.require_mfa,
         }
     }
 }
 
 impl From<Limits> for LimitsBody {
     fn from(l: Limits) -> Self {
-        Self { seats: l.seats }
+        Self {
+            seats: l.seats,
+            api_requests_per_minute: l.api_requests_per_minute,
+        }
     }
 }
 
@@ -253,9 +264,11 @@ impl From<TenantSettingsBody> for TenantSettings {
                 allowed_email_domains: b.security.allowed_email_domains,
                 invitation_ttl_hours: b.security.invitation_ttl_hours,
                 bind_refresh_tokens_to_network: b.security.bind_refresh_tokens_to_network,
+                require_mfa: b.security.require_mfa,
             },
             limits: Limits {
                 seats: b.limits.seats,
+                api_requests_per_minute: b.limits.api_requests_per_minute,
             },
             features: b.features,
         }

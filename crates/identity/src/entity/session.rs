@@ -21,6 +21,8 @@ pub struct Model {
     pub location_id: Option<Uuid>,
     /// The network a bound session's refresh tokens must come from.
     pub network: Option<String>,
+    /// The session may only enroll a second factor.
+    pub restricted: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
