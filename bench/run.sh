@@ -66,8 +66,9 @@ echo "== machine: $CORES cores, ${CPU:-unknown CPU}"
 echo "== starting the server in $WORK"
 (
   cd "$WORK"
+  # The benchmark measures throughput, so the sign-in limit (20 a minute per address) is lifted.
   TENANTRY_BIND="127.0.0.1:$PORT" TENANTRY_PUBLIC_URL="$BASE" TENANTRY_LOG_FORMAT=json \
-    exec "$SERVER" serve >"$WORK/server.log" 2>&1
+    TENANTRY_AUTH_REQUESTS_PER_MINUTE=100000000 exec "$SERVER" serve >"$WORK/server.log" 2>&1
 ) &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
@@ -87,6 +88,9 @@ REGISTER=$(curl -fsS -X POST "$BASE/api/v1/auth/register" -H 'Content-Type: appl
 TOKEN=$(sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p' <<<"$REGISTER")
 [ -n "$TOKEN" ] || { echo "bench: registration failed: $REGISTER" >&2; exit 1; }
 LOGIN_BODY="{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}"
+# The tenant's API allowance at its ceiling, so /users/me is served rather than limited.
+curl -fsS -X PUT "$BASE/api/v1/tenants/current/settings" -H 'Content-Type: application/json' \
+  -H "Authorization: Bearer $TOKEN" -d '{"limits":{"api_requests_per_minute":1000000}}' >/dev/null
 # The access token lives 15 minutes; the run takes about a minute.
 
 echo "== GET /health (16 connections)"

@@ -14,6 +14,7 @@ mod locations;
 mod members;
 mod mfa;
 mod openapi;
+mod rate_limits;
 mod roles;
 mod session_management;
 mod sessions;

@@ -254,6 +254,8 @@ on_both_databases!(
         s.hash_threads = 1;
         s.hash_queue = 1;
         s.hash_max_wait_ms = 200;
+        // Shedding is under test here, not the sign-in rate limit.
+        s.auth_requests_per_minute = 1000;
     }
 );
 

@@ -8,6 +8,7 @@ pub mod app;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod ratelimit;
 pub mod request_id;
 pub mod routes;
 

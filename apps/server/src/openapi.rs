@@ -90,7 +90,7 @@ use crate::routes::{
         mfa::verify,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField, crate::error::TenantChoice)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &RateLimited),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "auth", description = "Sign-up, sign-in, sessions and tokens"),
@@ -119,6 +119,75 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The credential endpoints limited per client address and per account.
+const CREDENTIAL_OPERATIONS: [&str; 7] = [
+    "register_user",
+    "login_user",
+    "verify_mfa",
+    "request_password_reset",
+    "reset_password",
+    "preview_invitation",
+    "accept_invitation",
+];
+
+/// Adds the 429 every rate-limited operation can answer: every authenticated one (per
+/// principal) and the credential endpoints (per address and account).
+struct RateLimited;
+
+impl Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{Content, Ref, ResponseBuilder, header::Header};
+        let seconds = |what: &str| {
+            let mut h = Header::new(ObjectBuilder::new().schema_type(Type::Integer));
+            h.description = Some(what.to_owned());
+            h
+        };
+        let response = ResponseBuilder::new()
+            .description(
+                "Over the rate limit (`rate_limited`); `Retry-After` says when to try again",
+            )
+            .content(
+                "application/problem+json",
+                Content::new(Some(Ref::from_schema_name("Problem"))),
+            )
+            .header(
+                "Retry-After",
+                seconds("Seconds until a request is allowed again"),
+            )
+            .header("RateLimit-Limit", seconds("Requests allowed per minute"))
+            .header("RateLimit-Remaining", seconds("Requests left now: 0"))
+            .header(
+                "RateLimit-Reset",
+                seconds("Seconds until the allowance is full again"),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let credential = op
+                    .operation_id
+                    .as_deref()
+                    .is_some_and(|id| CREDENTIAL_OPERATIONS.contains(&id));
+                if authenticated || credential {
+                    op.responses
+                        .responses
+                        .insert("429".to_owned(), response.clone().into());
+                }
+            }
+        }
     }
 }
 

@@ -78,6 +78,15 @@ pub struct Settings {
     pub log_format: String,
     /// HTTP worker threads (0: one per core).
     pub http_workers: usize,
+    /// Redis for rate limits shared by every server (`redis://127.0.0.1:6379`); unset keeps
+    /// them in this process.
+    #[serde(serialize_with = "redact_opt_string")]
+    pub redis_url: Option<String>,
+    /// Prefix of the rate-limit keys in Redis.
+    pub rate_limit_prefix: String,
+    /// Sign-in, second-factor, password-reset and invitation attempts allowed per minute,
+    /// per client address and per account.
+    pub auth_requests_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -103,12 +112,23 @@ impl Default for Settings {
             smtp: None,
             log_format: "pretty".into(),
             http_workers: 0,
+            redis_url: None,
+            rate_limit_prefix: "tenantry:rl:".into(),
+            auth_requests_per_minute: 20,
         }
     }
 }
 
 fn redact<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str("[redacted]")
+}
+
+fn redact_opt_string<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    // A Redis URL may carry a password.
+    match v {
+        Some(_) => s.serialize_str("[redacted]"),
+        None => s.serialize_none(),
+    }
 }
 
 fn redact_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {

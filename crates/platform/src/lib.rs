@@ -1,7 +1,7 @@
 //! What both Tenantry binaries (`tenantry` and `tenantry-worker`) are built from: layered
 //! configuration, the database connection (SQLite or PostgreSQL, chosen by URL) with
 //! migrations, key material, the domain services wired together ([`Platform`]), the outbox
-//! relay, the mailer and the apalis workers.
+//! relay, the mailer, the rate limiter and the apalis workers.
 //!
 //! Not a domain crate: it owns only the `outbox` table, and depends on every domain crate so
 //! that the apps do not have to wire them twice.
@@ -13,6 +13,7 @@ pub mod keys;
 pub mod mailer;
 pub mod outbox;
 mod platform;
+pub mod ratelimit;
 pub mod telemetry;
 
 pub use config::{Mode, Settings};

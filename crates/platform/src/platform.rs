@@ -15,6 +15,7 @@ use tenantry_tenancy::{LocationService, MemberService, RoleService, SeaTenancy, 
 use crate::jobs::JobQueue;
 use crate::mailer::Mailer;
 use crate::outbox::SqlOutbox;
+use crate::ratelimit::{RateLimiter, TenantAllowances};
 use crate::{Settings, db, keys};
 
 /// Everything a Tenantry process runs on, built once at start.
@@ -39,6 +40,10 @@ pub struct Platform {
     pub api_keys: Arc<dyn ApiKeyService>,
     /// Second factors and the sign-ins that need them.
     pub mfa: Arc<dyn MfaService>,
+    /// Rate limits: in this process, or in Redis when configured.
+    pub limits: Arc<RateLimiter>,
+    /// Each tenant's API allowance, cached.
+    pub allowances: TenantAllowances,
     /// The outbox commands write their events to.
     pub outbox: Arc<SqlOutbox>,
     /// Outgoing email.
@@ -108,6 +113,12 @@ impl Platform {
         let invitations: Arc<dyn InvitationService> = sea_identity.clone();
         let api_keys: Arc<dyn ApiKeyService> = sea_identity.clone();
         let mfa: Arc<dyn MfaService> = sea_identity;
+        let limits = Arc::new(match &settings.redis_url {
+            Some(url) => RateLimiter::redis(url, &settings.rate_limit_prefix)
+                .await
+                .context("connecting to Redis for rate limits")?,
+            None => RateLimiter::local(),
+        });
         Ok(Self {
             settings,
             db,
@@ -119,6 +130,8 @@ impl Platform {
             invitations,
             api_keys,
             mfa,
+            limits,
+            allowances: TenantAllowances::default(),
             outbox,
             mailer,
             jobs,

@@ -82,7 +82,7 @@ pub struct Limits {
 /// The default API rate: requests per minute per principal.
 pub const DEFAULT_API_REQUESTS_PER_MINUTE: u32 = 100;
 /// The highest API rate a tenant may set.
-pub const MAX_API_REQUESTS_PER_MINUTE: u32 = 100_000;
+pub const MAX_API_REQUESTS_PER_MINUTE: u32 = 1_000_000;
 
 impl Default for Limits {
     fn default() -> Self {

@@ -153,8 +153,8 @@ pub struct LimitsBody {
     #[schema(example = 25, minimum = 1)]
     pub seats: Option<u32>,
     /// Requests per minute each principal (a member's session, an API key) may make
-    /// (1 to 100000; default 100).
-    #[schema(example = 100, minimum = 1, maximum = 100_000)]
+    /// (1 to 1000000; default 100). A change applies within a minute.
+    #[schema(example = 100, minimum = 1, maximum = 1_000_000)]
     pub api_requests_per_minute: u32,
 }
 
@@ -316,10 +316,14 @@ pub async fn update_settings(
     if_match: IfMatch,
     body: web::Json<TenantSettingsBody>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(respond_settings(
-        state
-            .tenancy
-            .update_settings(&auth.0, body.into_inner().into(), if_match.0)
-            .await?,
-    ))
+    let stored = state
+        .tenancy
+        .update_settings(&auth.0, body.into_inner().into(), if_match.0)
+        .await?;
+    // This server applies a new API allowance at once; others within their cache's minute.
+    state.allowances.remember(
+        auth.0.tenant_id,
+        stored.settings.limits.api_requests_per_minute,
+    );
+    Ok(respond_settings(stored))
 }

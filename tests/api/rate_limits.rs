@@ -1,0 +1,176 @@
+//! Rate limits over HTTP: sign-in per client address and per account, the tenant API per
+//! principal at the tenant's allowance, the `RateLimit-*` headers and 429 with
+//! `Retry-After`, and one limit shared by two servers through Redis.
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, assert_problem, spawn_app};
+use crate::on_both_databases;
+
+fn header(res: &Response, name: &str) -> u64 {
+    res.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} missing"))
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn client_from(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+        .build()
+        .unwrap()
+}
+
+async fn login_from(app: &TestApp, client: &reqwest::Client, email: &str) -> Response {
+    client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": "not the password"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Asserts the refusal a client over its allowance gets.
+async fn assert_limited(res: Response, limit: u64) {
+    assert_eq!(header(&res, "ratelimit-limit"), limit);
+    assert_eq!(header(&res, "ratelimit-remaining"), 0);
+    let retry = header(&res, "retry-after");
+    assert!((1..=60).contains(&retry), "retry after {retry}");
+    assert!(header(&res, "ratelimit-reset") >= retry);
+    assert_problem(res, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}
+
+async fn the_21st_sign_in_attempt_in_a_minute_is_refused(app: TestApp) {
+    // Twenty attempts from one address, each for another account, all answered…
+    let from_one = client_from(2);
+    for i in 0..20u64 {
+        let res = login_from(&app, &from_one, &format!("nobody{i}@example.com")).await;
+        assert_eq!(header(&res, "ratelimit-limit"), 20);
+        assert_eq!(header(&res, "ratelimit-remaining"), 19 - i);
+        assert_problem(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    // …and the 21st refused, whoever it is for.
+    assert_limited(login_from(&app, &from_one, "someone@example.com").await, 20).await;
+    // Another address is not affected.
+    let res = login_from(&app, &client_from(3), "someone@example.com").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // Twenty attempts on one account, each from another address: the 21st is refused too.
+    for last in 10..30 {
+        let res = login_from(&app, &client_from(last), "victim@example.com").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_limited(
+        login_from(&app, &client_from(40), "Victim@Example.com").await,
+        20,
+    )
+    .await;
+
+    // The other credential endpoints are limited the same way.
+    for _ in 0..20 {
+        let res = app
+            .post_json(
+                "/api/v1/auth/forgot-password",
+                &json!({"email": "victim@example.com"}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+    }
+    let res = app
+        .post_json(
+            "/api/v1/auth/forgot-password",
+            &json!({"email": "victim@example.com"}),
+        )
+        .await;
+    assert_limited(res, 20).await;
+}
+on_both_databases!(the_21st_sign_in_attempt_in_a_minute_is_refused);
+
+async fn each_principal_gets_the_tenants_api_allowance(app: TestApp) {
+    let owner = app.register("owner@example.com", "Acme").await;
+    let member = app
+        .join(&owner, "member@example.com", "Member", "member")
+        .await;
+    let res = app
+        .post_authed(
+            "/api/v1/api-keys",
+            &owner.access_token,
+            Some(json!({"name": "sync", "scopes": ["users.read"]})),
+        )
+        .await;
+    let key = res.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .put_authed(
+            "/api/v1/tenants/current/settings",
+            &owner.access_token,
+            &json!({"limits": {"api_requests_per_minute": 5}}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    for left in (0..5).rev() {
+        let res = app.get_authed("/api/v1/users", &owner.access_token).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(header(&res, "ratelimit-limit"), 5);
+        assert_eq!(header(&res, "ratelimit-remaining"), left);
+    }
+    assert_limited(
+        app.get_authed("/api/v1/users", &owner.access_token).await,
+        5,
+    )
+    .await;
+    // Another member, and an API key, each have their own allowance.
+    assert_eq!(
+        app.get_authed("/api/v1/users", &member.access_token)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let res = app.get_authed("/api/v1/users", &key).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header(&res, "ratelimit-remaining"), 4);
+}
+on_both_databases!(each_principal_gets_the_tenants_api_allowance);
+
+/// Two servers using one Redis enforce one limit: ten attempts on each, then the next is
+/// refused by either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_sharing_redis_share_one_limit() {
+    let Some(redis) = std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED two_servers_sharing_redis_share_one_limit: TEST_REDIS_URL is not set, the shared limit is not tested"
+        );
+        return;
+    };
+    // A prefix of this run's own, so runs and tests never share buckets.
+    let prefix = format!("tenantry-test:{}:", uuid::Uuid::now_v7().simple());
+    let shared = |s: &mut tenantry_platform::Settings| {
+        s.redis_url = Some(redis.clone());
+        s.rate_limit_prefix.clone_from(&prefix);
+    };
+    let first = spawn_app(Backend::Sqlite, shared).await.unwrap();
+    let second = spawn_app(Backend::Sqlite, shared).await.unwrap();
+    let client = client_from(5);
+    for i in 0..10u64 {
+        for (n, app) in [&first, &second].into_iter().enumerate() {
+            let res = login_from(app, &client, "someone@example.com").await;
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+            let used = 2 * i + u64::try_from(n).unwrap() + 1;
+            assert_eq!(header(&res, "ratelimit-remaining"), 20 - used);
+        }
+    }
+    assert_limited(login_from(&first, &client, "someone@example.com").await, 20).await;
+    assert_limited(login_from(&second, &client, "other@example.com").await, 20).await;
+}
