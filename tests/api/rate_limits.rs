@@ -174,3 +174,76 @@ async fn two_servers_sharing_redis_share_one_limit() {
     assert_limited(login_from(&first, &client, "someone@example.com").await, 20).await;
     assert_limited(login_from(&second, &client, "other@example.com").await, 20).await;
 }
+
+async fn behind_a_trusted_proxy_the_forwarded_client_is_limited(app: TestApp) {
+    let owner = app.register("owner@example.com", "Acme").await;
+    let via_proxy = |client: &str, email: &str| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", format!("198.51.100.1, {client}"))
+            .json(&json!({"email": email, "password": "not the password"}))
+            .send()
+    };
+    // The proxy (127.0.0.1, trusted) forwards one client twenty times: its 21st is refused…
+    for i in 0..20 {
+        let res = via_proxy("203.0.113.7", &format!("nobody{i}@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_limited(
+        via_proxy("203.0.113.7", "someone@example.com")
+            .await
+            .unwrap(),
+        20,
+    )
+    .await;
+    // …while another client behind the same proxy is not.
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "203.0.113.8")
+        .json(&json!({"email": owner.email, "password": owner.password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sessions = app.get_json("/api/v1/auth/sessions", &token).await;
+    assert!(
+        sessions["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["ip"] == "203.0.113.8"),
+        "the session records the forwarded client: {sessions}"
+    );
+
+    // A peer that is no trusted proxy cannot pick its address by header.
+    let direct = client_from(9);
+    for i in 0..20 {
+        let res = direct
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", format!("192.0.2.{i}"))
+            .json(&json!({"email": "x@example.com", "password": "not the password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let res = direct
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "192.0.2.200")
+        .json(&json!({"email": "y@example.com", "password": "not the password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_limited(res, 20).await;
+}
+on_both_databases!(
+    behind_a_trusted_proxy_the_forwarded_client_is_limited,
+    settings = |s| s.trusted_proxies = vec!["127.0.0.1".to_owned()]
+);

@@ -81,11 +81,16 @@ fn http_server(platform: Arc<Platform>, listener: TcpListener) -> anyhow::Result
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
+    let proxies = web::Data::new(
+        crate::client_ip::TrustedProxies::parse(&settings.trusted_proxies)
+            .map_err(anyhow::Error::msg)?,
+    );
     let data = web::Data::new(platform);
     let server = HttpServer::new(move || {
         let cors = cors(&settings.cors_allowed_origins);
         App::new()
             .app_data(data.clone())
+            .app_data(proxies.clone())
             .app_data(extract::json_config(settings.max_body_bytes))
             .app_data(extract::query_config())
             .app_data(extract::path_config())

@@ -19,9 +19,25 @@ use crate::request_id::RequestId;
 /// Where the request came from.
 pub struct Client(pub ClientMeta);
 
+/// The client's address: the TCP peer, or behind a trusted proxy the address it forwarded.
+#[must_use]
+pub fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    Some(
+        match req.app_data::<web::Data<crate::client_ip::TrustedProxies>>() {
+            Some(proxies) => proxies.client(peer, forwarded),
+            None => peer,
+        },
+    )
+}
+
 fn client_meta(req: &HttpRequest) -> ClientMeta {
     ClientMeta {
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: client_ip(req).map(|ip| ip.to_string()),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)

@@ -5,6 +5,7 @@
 //! and map the result.
 
 pub mod app;
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod openapi;

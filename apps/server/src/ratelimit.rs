@@ -73,9 +73,8 @@ pub async fn gate_credentials(
     account: Option<&str>,
 ) -> Result<(), Limited> {
     let per_minute = platform.settings.auth_requests_per_minute;
-    let ip = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    let ip =
+        crate::extract::client_ip(req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let mut d = platform
         .limits
         .hit(&format!("{endpoint}:ip:{ip}"), per_minute)

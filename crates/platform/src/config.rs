@@ -87,6 +87,9 @@ pub struct Settings {
     /// Sign-in, second-factor, password-reset and invitation attempts allowed per minute,
     /// per client address and per account.
     pub auth_requests_per_minute: u32,
+    /// Proxies (addresses or networks such as `10.0.0.0/8`) whose `X-Forwarded-For` names
+    /// the client; empty trusts none.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Settings {
@@ -115,6 +118,7 @@ impl Default for Settings {
             redis_url: None,
             rate_limit_prefix: "tenantry:rl:".into(),
             auth_requests_per_minute: 20,
+            trusted_proxies: Vec::new(),
         }
     }
 }
