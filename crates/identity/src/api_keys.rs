@@ -14,6 +14,7 @@ use sea_orm::{
 use serde_json::json;
 use tenantry_kernel::crypto::{constant_time_eq, hex, new_token, random_bytes, token_hash};
 use tenantry_kernel::db::begin_write;
+use tenantry_kernel::validation::display_name;
 use tenantry_kernel::{
     ApiKeyId, AuditEntry, ClientMeta, FieldError, LocationId, Page, PageRequest, Permission,
     PermissionSet, RequestContext, Role, TenantId, UserId, ValidationErrors,
@@ -108,19 +109,6 @@ pub struct ApiKeyUpdate {
     pub scopes: Option<PermissionSet>,
 }
 
-fn parse_name(raw: &str, errors: &mut ValidationErrors) -> String {
-    let name = raw.trim();
-    let len = name.chars().count();
-    if len == 0 || len > 100 || name.chars().any(char::is_control) {
-        errors.0.push(FieldError::new(
-            "name",
-            "invalid",
-            "1 to 100 characters, no control characters",
-        ));
-    }
-    name.to_owned()
-}
-
 fn parse_scope_names(raw: &[String], errors: &mut ValidationErrors) -> PermissionSet {
     if raw.is_empty() {
         errors.0.push(FieldError::new(
@@ -142,7 +130,7 @@ impl NewApiKey {
         now: DateTime<Utc>,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let name = parse_name(name, &mut errors);
+        let name = display_name("name", name, &mut errors);
         let scopes = parse_scope_names(scopes, &mut errors);
         if let Some(at) = expires_at
             && (at <= now || at > now + Duration::days(MAX_LIFETIME_DAYS))
@@ -167,7 +155,7 @@ impl ApiKeyUpdate {
     /// Parses a key's changes, naming every bad field.
     pub fn parse(name: Option<&str>, scopes: Option<&[String]>) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let name = name.map(|n| parse_name(n, &mut errors));
+        let name = name.map(|n| display_name("name", n, &mut errors));
         let scopes = scopes.map(|s| parse_scope_names(s, &mut errors));
         errors.into_result()?;
         Ok(Self { name, scopes })
@@ -216,10 +204,6 @@ pub trait ApiKeyService: Send + Sync {
     -> Result<(), IdentityError>;
 }
 
-fn not_held(missing: PermissionSet) -> IdentityError {
-    IdentityError::Tenancy(TenancyError::PermissionsNotHeld(missing))
-}
-
 fn key_entry(
     ctx: &RequestContext,
     action: &'static str,
@@ -227,15 +211,7 @@ fn key_entry(
     old: Option<serde_json::Value>,
     new: Option<serde_json::Value>,
 ) -> AuditEntry {
-    AuditEntry::new(
-        Some(ctx.tenant_id),
-        ctx.actor(),
-        action,
-        "api_key",
-        Some(id.to_string()),
-        &ctx.client,
-    )
-    .with_change(old, new)
+    AuditEntry::in_context(ctx, action, "api_key", id).with_change(old, new)
 }
 
 impl SeaIdentity {
@@ -324,10 +300,8 @@ impl ApiKeyService for SeaIdentity {
         input: NewApiKey,
     ) -> Result<CreatedApiKey, IdentityError> {
         ctx.require(Permission::ApiKeysManage)?;
-        let missing = ctx.lacking(input.scopes, input.location_id);
-        if !missing.is_empty() {
-            return Err(not_held(missing));
-        }
+        ctx.require_all(input.scopes, input.location_id)
+            .map_err(TenancyError::from)?;
         if let Some(l) = input.location_id
             && !self.tenancy.location_exists(ctx.tenant_id, l).await?
         {
@@ -431,10 +405,8 @@ impl ApiKeyService for SeaIdentity {
             return Err(IdentityError::ApiKeyNotActive("expired"));
         }
         let wanted = before.scopes | update.scopes.unwrap_or_default();
-        let missing = ctx.lacking(wanted, before.location_id);
-        if !missing.is_empty() {
-            return Err(not_held(missing));
-        }
+        ctx.require_all(wanted, before.location_id)
+            .map_err(TenancyError::from)?;
         let mut active: api_key::ActiveModel = row.into();
         if let Some(name) = &update.name {
             active.name = Set(name.clone());

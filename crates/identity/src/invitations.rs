@@ -151,14 +151,7 @@ impl NewInvitations {
                 }
             }
         }
-        let role = Role::parse(role);
-        if role.is_none() {
-            errors.0.push(FieldError::new(
-                "role",
-                "invalid_role",
-                "one of owner, admin, manager, expert, member",
-            ));
-        }
+        let role = errors.check(Role::parse_field("role", role));
         let message = message.map(str::trim).filter(|m| !m.is_empty());
         if message.is_some_and(|m| m.chars().count() > 1000) {
             errors.0.push(FieldError::new(
@@ -637,14 +630,7 @@ impl SeaIdentity {
         action: &'static str,
         row: &invitation::Model,
     ) -> AuditEntry {
-        AuditEntry::new(
-            Some(ctx.tenant_id),
-            ctx.actor(),
-            action,
-            "invitation",
-            Some(row.id.to_string()),
-            &ctx.client,
-        )
+        AuditEntry::in_context(ctx, action, "invitation", row.id)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use sea_orm::{DatabaseTransaction, DbErr};
 
-use crate::{Actor, ClientMeta, TenantId};
+use crate::{Actor, ClientMeta, RequestContext, TenantId};
 
 /// Who did what, to what, from where, with the values before and after.
 #[derive(Clone, Debug)]
@@ -47,6 +47,24 @@ impl AuditEntry {
             old_values: None,
             new_values: None,
         }
+    }
+
+    /// An entry for a command run in `ctx`: its tenant, its principal, its client.
+    #[must_use]
+    pub fn in_context(
+        ctx: &RequestContext,
+        action: &'static str,
+        resource_type: &'static str,
+        resource_id: impl ToString,
+    ) -> Self {
+        Self::new(
+            Some(ctx.tenant_id),
+            ctx.actor(),
+            action,
+            resource_type,
+            Some(resource_id.to_string()),
+            &ctx.client,
+        )
     }
 
     /// Adds the values before and after the change.

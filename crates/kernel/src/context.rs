@@ -101,6 +101,11 @@ pub struct RequestContext {
 #[error("missing permission {0}")]
 pub struct AccessDenied(pub Permission);
 
+/// The principal lacks these permissions, which what it hands out would carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("permissions not held")]
+pub struct NotHeld(pub PermissionSet);
+
 impl RequestContext {
     /// A context for a user acting in a tenant with a role.
     #[must_use]
@@ -162,15 +167,24 @@ impl RequestContext {
         self
     }
 
-    /// What of `wanted` the principal lacks where it would apply: tenant-wide, or at
-    /// `location` (where grants held there count while acting in it).
-    #[must_use]
-    pub fn lacking(&self, wanted: PermissionSet, location: Option<LocationId>) -> PermissionSet {
+    /// Fails, naming what is missing, unless the principal holds every permission of `wanted`
+    /// where it would apply: tenant-wide, or at `location` (where grants held there count
+    /// while acting in it). Handing out permissions (a role, a key's scopes) checks this.
+    pub fn require_all(
+        &self,
+        wanted: PermissionSet,
+        location: Option<LocationId>,
+    ) -> Result<(), NotHeld> {
         let held = match location {
             Some(l) if self.location_id == Some(l) => self.permissions,
             _ => self.tenant_permissions,
         };
-        wanted.without(held)
+        let missing = wanted.without(held);
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(NotHeld(missing))
+        }
     }
 
     /// The same context with `granted` (the custom roles held tenant-wide) added to what the
@@ -286,8 +300,8 @@ mod tests {
         );
         assert!(bound.require(Permission::UsersRead).is_err());
         assert!(bound.require_at(here, Permission::UsersRead).is_ok());
-        assert!(bound.lacking(scopes, Some(here)).is_empty());
-        assert_eq!(bound.lacking(scopes, None), scopes);
+        assert!(bound.require_all(scopes, Some(here)).is_ok());
+        assert_eq!(bound.require_all(scopes, None), Err(NotHeld(scopes)));
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod sessions;
 pub mod validation;
 
 pub use audit::{AuditEntry, AuditSink};
-pub use context::{AccessDenied, Actor, ClientMeta, Principal, RequestContext};
+pub use context::{AccessDenied, Actor, ClientMeta, NotHeld, Principal, RequestContext};
 pub use event::Event;
 pub use id::{ApiKeyId, LocationId, RoleId, SessionId, TenantId, UserId};
 pub use outbox::Outbox;

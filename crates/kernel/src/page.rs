@@ -154,6 +154,26 @@ impl KeyPageRequest {
         self.limit + 1
     }
 
+    /// The rows after the cursor in `(key, id)` order, for a query ordered by those columns;
+    /// `None` on the first page.
+    #[must_use]
+    pub fn after_condition<K, I>(&self, key: K, id: I) -> Option<sea_orm::Condition>
+    where
+        K: sea_orm::ColumnTrait,
+        I: sea_orm::ColumnTrait,
+    {
+        let (last_key, last_id) = self.after.as_ref()?;
+        Some(
+            sea_orm::Condition::any()
+                .add(key.gt(last_key.as_str()))
+                .add(
+                    sea_orm::Condition::all()
+                        .add(key.eq(last_key.as_str()))
+                        .add(id.gt(*last_id)),
+                ),
+        )
+    }
+
     /// Builds a page from up to [`Self::fetch`] rows in key order.
     pub fn page<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> (&str, Uuid)) -> Page<T> {
         let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);

@@ -265,6 +265,18 @@ impl Role {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
+    /// Parses a role name a client sent as `field`; an unknown one is an `invalid_role` error
+    /// listing the names.
+    pub fn parse_field(field: &str, raw: &str) -> Result<Role, crate::FieldError> {
+        Self::parse(raw).ok_or_else(|| {
+            crate::FieldError::new(
+                field,
+                "invalid_role",
+                "owner, admin, manager, expert or member",
+            )
+        })
+    }
+
     /// The role's display name.
     #[must_use]
     pub fn title(self) -> &'static str {

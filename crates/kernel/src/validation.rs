@@ -54,3 +54,36 @@ impl From<FieldError> for ValidationErrors {
         Self(vec![e])
     }
 }
+
+/// A name people read (a location's, a role's, a key's): trimmed, 1 to 100 characters, no
+/// control characters. A bad one is recorded against `field` in `errors`; the trimmed text is
+/// answered either way, to be used only when `errors` stays empty.
+pub fn display_name(field: &str, raw: &str, errors: &mut ValidationErrors) -> String {
+    let name = raw.trim();
+    let len = name.chars().count();
+    if len == 0 || len > 100 || name.chars().any(char::is_control) {
+        errors.0.push(FieldError::new(
+            field,
+            "invalid",
+            "1 to 100 characters, no control characters",
+        ));
+    }
+    name.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded() {
+        let mut errors = ValidationErrors::default();
+        assert_eq!(display_name("name", "  Zurich ", &mut errors), "Zurich");
+        assert!(errors.0.is_empty());
+        display_name("name", " ", &mut errors);
+        display_name("title", &"x".repeat(101), &mut errors);
+        display_name("label", "a\u{7}b", &mut errors);
+        let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "title", "label"]);
+    }
+}

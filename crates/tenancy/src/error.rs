@@ -89,3 +89,9 @@ pub enum TenancyError {
     #[error(transparent)]
     Database(#[from] sea_orm::DbErr),
 }
+
+impl From<tenantry_kernel::NotHeld> for TenancyError {
+    fn from(e: tenantry_kernel::NotHeld) -> Self {
+        Self::PermissionsNotHeld(e.0)
+    }
+}

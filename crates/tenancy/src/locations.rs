@@ -12,6 +12,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tenantry_kernel::db::{begin_write, is_unique_violation};
+use tenantry_kernel::validation::display_name;
 use tenantry_kernel::{
     AuditEntry, FieldError, KeyPageRequest, LocationId, Page, PageRequest, Permission,
     RequestContext, Role, UserId, ValidationErrors,
@@ -22,20 +23,6 @@ use crate::{
     Member, MemberFilter, MemberService, SeaTenancy, TenancyError, TenantSettings,
     service::load_settings,
 };
-
-/// A location's name: trimmed, 1 to 100 characters.
-fn parse_name(raw: &str, errors: &mut ValidationErrors) -> String {
-    let name = raw.trim();
-    let len = name.chars().count();
-    if len == 0 || len > 100 || name.chars().any(char::is_control) {
-        errors.0.push(FieldError::new(
-            "name",
-            "invalid",
-            "1 to 100 characters, no control characters",
-        ));
-    }
-    name.to_owned()
-}
 
 /// An optional code (store number): 1 to 32 of letters, digits, `-`, `_` and `.`.
 fn parse_code(raw: Option<&str>, errors: &mut ValidationErrors) -> Option<String> {
@@ -86,7 +73,7 @@ impl NewLocation {
         address: Option<&str>,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let name = parse_name(name, &mut errors);
+        let name = display_name("name", name, &mut errors);
         let code = parse_code(code, &mut errors);
         let address = parse_address(address, &mut errors);
         errors.into_result().map(|()| Self {
@@ -116,7 +103,7 @@ impl LocationUpdate {
         address: Option<Option<&str>>,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let name = name.map(|n| parse_name(n, &mut errors));
+        let name = name.map(|n| display_name("name", n, &mut errors));
         let code = code.map(|c| parse_code(c, &mut errors));
         let address = address.map(|a| parse_address(a, &mut errors));
         errors.into_result().map(|()| Self {
@@ -350,15 +337,7 @@ fn location_entry(
     old: Option<serde_json::Value>,
     new: Option<serde_json::Value>,
 ) -> AuditEntry {
-    AuditEntry::new(
-        Some(ctx.tenant_id),
-        ctx.actor(),
-        action,
-        "location",
-        Some(id.to_string()),
-        &ctx.client,
-    )
-    .with_change(old, new)
+    AuditEntry::in_context(ctx, action, "location", id).with_change(old, new)
 }
 
 fn code_taken(e: sea_orm::DbErr) -> TenancyError {
@@ -655,7 +634,7 @@ impl LocationService for SeaTenancy {
         let txn = begin_write(&self.db).await?;
         load(&txn, ctx, id).await?;
         ctx.require_at(id, Permission::LocationsManage)?;
-        crate::roles::ensure_held(ctx, role.permissions(), Some(id))?;
+        ctx.require_all(role.permissions(), Some(id))?;
         let row = membership::Entity::find_by_id((ctx.tenant_id.0, user.0))
             .one(&txn)
             .await?
@@ -718,7 +697,7 @@ impl LocationService for SeaTenancy {
             .await?
             .ok_or(TenancyError::MemberNotFound)?;
         if let Some(held) = Role::parse(&existing.role) {
-            crate::roles::ensure_held(ctx, held.permissions(), Some(id))?;
+            ctx.require_all(held.permissions(), Some(id))?;
         }
         location_member::Entity::delete_by_id((ctx.tenant_id.0, id.0, user.0))
             .exec(&txn)

@@ -206,15 +206,7 @@ fn member_entry(
     old: Option<Value>,
     new: Option<Value>,
 ) -> AuditEntry {
-    AuditEntry::new(
-        Some(ctx.tenant_id),
-        ctx.actor(),
-        action,
-        "member",
-        Some(user.to_string()),
-        &ctx.client,
-    )
-    .with_change(old, new)
+    AuditEntry::in_context(ctx, action, "member", user).with_change(old, new)
 }
 
 fn escape_like(s: &str) -> String {
@@ -304,16 +296,10 @@ impl MemberService for SeaTenancy {
                     ),
             );
         }
-        if let Some((name, id)) = &page.after {
-            q = q.filter(
-                Condition::any()
-                    .add(membership::Column::Name.gt(name.as_str()))
-                    .add(
-                        Condition::all()
-                            .add(membership::Column::Name.eq(name.as_str()))
-                            .add(membership::Column::UserId.gt(*id)),
-                    ),
-            );
+        if let Some(after) =
+            page.after_condition(membership::Column::Name, membership::Column::UserId)
+        {
+            q = q.filter(after);
         }
         let rows = q
             .order_by_asc(membership::Column::Name)
@@ -396,7 +382,7 @@ impl MemberService for SeaTenancy {
     ) -> Result<Member, TenancyError> {
         ctx.require(Permission::UsersManage)?;
         may_manage(ctx, role)?;
-        crate::roles::ensure_held(ctx, role.permissions(), None)?;
+        ctx.require_all(role.permissions(), None)?;
         let (txn, row) = self.begin_managed(ctx, user).await?;
         let before = Role::parse(&row.role).unwrap_or(Role::Member);
         if before == role {
@@ -642,13 +628,11 @@ impl MemberService for SeaTenancy {
         self.audit
             .record(
                 &txn,
-                AuditEntry::new(
-                    Some(ctx.tenant_id),
-                    ctx.actor(),
+                AuditEntry::in_context(
+                    ctx,
                     "tenant.ownership_transferred",
                     "tenant",
-                    Some(ctx.tenant_id.to_string()),
-                    &ctx.client,
+                    ctx.tenant_id,
                 )
                 .with_change(
                     Some(json!({"owner": me, "new_owner_role": target_role})),

@@ -184,17 +184,7 @@ impl MemberFilter {
         search: Option<&str>,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let role = role.and_then(|r| {
-            let parsed = Role::parse(r);
-            if parsed.is_none() {
-                errors.0.push(FieldError::new(
-                    "role",
-                    "invalid_role",
-                    "owner, admin, manager, expert or member",
-                ));
-            }
-            parsed
-        });
+        let role = role.and_then(|r| errors.check(Role::parse_field("role", r)));
         let status = status.and_then(|s| {
             let parsed = MemberStatus::parse(s);
             if parsed.is_none() {

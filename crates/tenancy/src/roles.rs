@@ -14,6 +14,7 @@ use sea_orm::{
 };
 use serde_json::json;
 use tenantry_kernel::db::{begin_write, is_unique_violation};
+use tenantry_kernel::validation::display_name;
 use tenantry_kernel::{
     AuditEntry, FieldError, KeyPageRequest, LocationId, Page, Permission, PermissionSet,
     RequestContext, Role, RoleId, TenantId, UserId, ValidationErrors,
@@ -99,15 +100,7 @@ impl RoleInput {
         permissions: &[String],
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        let name = name.trim();
-        let len = name.chars().count();
-        if len == 0 || len > 100 || name.chars().any(char::is_control) {
-            errors.0.push(FieldError::new(
-                "name",
-                "invalid",
-                "1 to 100 characters, no control characters",
-            ));
-        }
+        let name = display_name("name", name, &mut errors);
         let description = description.map(str::trim).unwrap_or_default();
         if description.chars().count() > 500 {
             errors.0.push(FieldError::new(
@@ -119,7 +112,7 @@ impl RoleInput {
         let permissions = PermissionSet::parse_names("permissions", permissions, &mut errors);
         errors.into_result()?;
         Ok(Self {
-            name: name.to_owned(),
+            name,
             description: description.to_owned(),
             permissions,
         })
@@ -414,21 +407,6 @@ pub(crate) async fn resolve_access(
     })
 }
 
-/// Fails unless the caller holds every permission of `wanted` where the grant applies:
-/// tenant-wide, or at `location`.
-pub(crate) fn ensure_held(
-    ctx: &RequestContext,
-    wanted: PermissionSet,
-    location: Option<LocationId>,
-) -> Result<(), TenancyError> {
-    let missing = ctx.lacking(wanted, location);
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(TenancyError::PermissionsNotHeld(missing))
-    }
-}
-
 async fn load_role(
     conn: &impl ConnectionTrait,
     tenant: TenantId,
@@ -448,15 +426,7 @@ fn role_entry(
     old: Option<serde_json::Value>,
     new: Option<serde_json::Value>,
 ) -> AuditEntry {
-    AuditEntry::new(
-        Some(ctx.tenant_id),
-        ctx.actor(),
-        action,
-        "role",
-        Some(id.to_string()),
-        &ctx.client,
-    )
-    .with_change(old, new)
+    AuditEntry::in_context(ctx, action, "role", id).with_change(old, new)
 }
 
 fn grant_entry(
@@ -466,15 +436,7 @@ fn grant_entry(
     role: &RoleDefinition,
     location: Option<LocationId>,
 ) -> AuditEntry {
-    AuditEntry::new(
-        Some(ctx.tenant_id),
-        ctx.actor(),
-        action,
-        "member",
-        Some(user.to_string()),
-        &ctx.client,
-    )
-    .with_change(
+    AuditEntry::in_context(ctx, action, "member", user).with_change(
         None,
         Some(json!({"role_id": role.id, "role": role.key, "location_id": location})),
     )
@@ -504,7 +466,7 @@ impl SeaTenancy {
             None => ctx.require(Permission::UsersManage)?,
             Some(l) => ctx.require_at(l, Permission::LocationsManage)?,
         }
-        ensure_held(ctx, target.permissions, location)?;
+        ctx.require_all(target.permissions, location)?;
         let txn = begin_write(&self.db).await?;
         lock_tenant(&txn, ctx.tenant_id).await?;
         let member = load_member(&txn, ctx.tenant_id, user).await?;
@@ -525,16 +487,8 @@ impl RoleService for SeaTenancy {
     ) -> Result<Page<RoleDefinition>, TenancyError> {
         ctx.require(Permission::RolesRead)?;
         let mut q = role::Entity::find().filter(role::Column::TenantId.eq(ctx.tenant_id.0));
-        if let Some((key, id)) = &page.after {
-            q = q.filter(
-                Condition::any()
-                    .add(role::Column::Key.gt(key.as_str()))
-                    .add(
-                        Condition::all()
-                            .add(role::Column::Key.eq(key.as_str()))
-                            .add(role::Column::Id.gt(*id)),
-                    ),
-            );
+        if let Some(after) = page.after_condition(role::Column::Key, role::Column::Id) {
+            q = q.filter(after);
         }
         let rows = q
             .order_by_asc(role::Column::Key)
@@ -560,7 +514,7 @@ impl RoleService for SeaTenancy {
         input: RoleInput,
     ) -> Result<RoleDefinition, TenancyError> {
         ctx.require(Permission::RolesManage)?;
-        ensure_held(ctx, input.permissions, None)?;
+        ctx.require_all(input.permissions, None)?;
         let txn = begin_write(&self.db).await?;
         lock_tenant(&txn, ctx.tenant_id).await?;
         let custom = role::Entity::find()
@@ -625,7 +579,7 @@ impl RoleService for SeaTenancy {
             return Err(TenancyError::SystemRoleImmutable);
         }
         let before = RoleDefinition::from(row);
-        ensure_held(ctx, before.permissions | input.permissions, None)?;
+        ctx.require_all(before.permissions | input.permissions, None)?;
         if let Some(expected) = if_match
             && expected != before.version
         {
@@ -684,7 +638,7 @@ impl RoleService for SeaTenancy {
             return Err(TenancyError::SystemRoleImmutable);
         }
         let before = RoleDefinition::from(row);
-        ensure_held(ctx, before.permissions, None)?;
+        ctx.require_all(before.permissions, None)?;
         let removed = member_role::Entity::delete_many()
             .filter(member_role::Column::TenantId.eq(ctx.tenant_id.0))
             .filter(member_role::Column::RoleId.eq(id.0))

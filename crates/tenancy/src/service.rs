@@ -279,15 +279,7 @@ impl TenancyService for SeaTenancy {
         self.audit
             .record(
                 &txn,
-                AuditEntry::new(
-                    Some(ctx.tenant_id),
-                    ctx.actor(),
-                    "tenant.updated",
-                    "tenant",
-                    Some(ctx.tenant_id.to_string()),
-                    &ctx.client,
-                )
-                .with_change(
+                AuditEntry::in_context(ctx, "tenant.updated", "tenant", ctx.tenant_id).with_change(
                     Some(json!({"name": before.name})),
                     Some(json!({"name": name.as_str()})),
                 ),
@@ -466,18 +458,11 @@ impl TenancyService for SeaTenancy {
         self.audit
             .record(
                 &txn,
-                AuditEntry::new(
-                    Some(ctx.tenant_id),
-                    ctx.actor(),
-                    "tenant.settings_updated",
-                    "tenant",
-                    Some(ctx.tenant_id.to_string()),
-                    &ctx.client,
-                )
-                .with_change(
-                    serde_json::to_value(&before.settings).ok(),
-                    serde_json::to_value(&settings).ok(),
-                ),
+                AuditEntry::in_context(ctx, "tenant.settings_updated", "tenant", ctx.tenant_id)
+                    .with_change(
+                        serde_json::to_value(&before.settings).ok(),
+                        serde_json::to_value(&settings).ok(),
+                    ),
             )
             .await?;
         txn.commit().await?;

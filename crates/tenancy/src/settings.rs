@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use tenantry_kernel::validation::display_name;
 use tenantry_kernel::{FieldError, ValidationErrors};
 
 /// Everything a tenant may configure about itself.
@@ -131,16 +132,7 @@ impl TenantSettings {
         let mut errors = ValidationErrors::default();
         let b = &mut self.branding;
         if let Some(name) = &b.display_name {
-            let name = name.trim().to_owned();
-            let len = name.chars().count();
-            if len == 0 || len > 100 || name.chars().any(char::is_control) {
-                errors.0.push(FieldError::new(
-                    "branding.display_name",
-                    "invalid",
-                    "1 to 100 characters, no control characters",
-                ));
-            }
-            b.display_name = Some(name);
+            b.display_name = Some(display_name("branding.display_name", name, &mut errors));
         }
         for (field, value) in [
             ("branding.primary_color", &b.primary_color),

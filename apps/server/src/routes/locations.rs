@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Serialize};
-use tenantry_kernel::{FieldError, KeyPageRequest, LocationId, Role, UserId, ValidationErrors};
+use tenantry_kernel::{KeyPageRequest, LocationId, Role, UserId, ValidationErrors};
 use tenantry_tenancy::{
     BrandingOverrides, Location, LocationSettings, LocationSettingsView, LocationUpdate,
     NewLocation,
@@ -435,13 +435,8 @@ pub async fn set_member(
     body: web::Json<LocationRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, user) = path.into_inner();
-    let role = Role::parse(&body.role).ok_or_else(|| {
-        ValidationErrors(vec![FieldError::new(
-            "role",
-            "invalid_role",
-            "admin, manager, expert or member",
-        )])
-    })?;
+    // `owner` parses, and the location refuses it: ownership is tenant-wide.
+    let role = Role::parse_field("role", &body.role).map_err(ValidationErrors::from)?;
     let member = state
         .locations
         .set_location_member(&auth.0, LocationId(id), UserId(user), role)

@@ -278,13 +278,7 @@ pub async fn change_role(
     id: web::Path<uuid::Uuid>,
     body: web::Json<ChangeRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let role = Role::parse(&body.role).ok_or_else(|| {
-        ValidationErrors(vec![tenantry_kernel::FieldError::new(
-            "role",
-            "invalid_role",
-            "owner, admin, manager, expert or member",
-        )])
-    })?;
+    let role = Role::parse_field("role", &body.role).map_err(ValidationErrors::from)?;
     let member = state
         .members
         .change_role(&auth.0, UserId(*id), role)
