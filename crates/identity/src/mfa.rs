@@ -19,8 +19,7 @@ use serde_json::json;
 use tenantry_kernel::crypto::{constant_time_eq, new_token, random_bytes, token_hash};
 use tenantry_kernel::db::begin_write;
 use tenantry_kernel::{
-    Actor, AuditEntry, ClientMeta, LocationId, Principal, RequestContext, SessionId, TenantId,
-    UserId,
+    Actor, AuditEntry, ClientMeta, LocationId, RequestContext, SessionId, TenantId, UserId,
 };
 use totp_rs::{Algorithm, TOTP};
 
@@ -124,6 +123,11 @@ pub trait MfaService: Send + Sync {
     ) -> Result<TokenPair, IdentityError>;
 }
 
+/// The signed-in user behind `ctx` and its session; an API key is refused.
+pub(crate) fn user_session(ctx: &RequestContext) -> Result<(UserId, SessionId), IdentityError> {
+    ctx.user_session().ok_or(IdentityError::UserOnly)
+}
+
 /// Whether `user` has a confirmed second factor.
 pub(crate) async fn has_second_factor(
     conn: &impl ConnectionTrait,
@@ -199,16 +203,6 @@ fn percent_encode(s: &str) -> String {
 }
 
 impl SeaIdentity {
-    fn user_of(ctx: &RequestContext) -> Result<(UserId, SessionId), IdentityError> {
-        match ctx.principal {
-            Principal::User {
-                user_id,
-                session_id,
-            } => Ok((user_id, session_id)),
-            _ => Err(IdentityError::UserOnly),
-        }
-    }
-
     fn open_secret(&self, user: UserId, row: &totp_factor::Model) -> Result<TOTP, IdentityError> {
         let sealed = STANDARD
             .decode(&row.secret_sealed)
@@ -353,7 +347,7 @@ impl SeaIdentity {
 #[async_trait::async_trait]
 impl MfaService for SeaIdentity {
     async fn mfa_status(&self, ctx: &RequestContext) -> Result<MfaStatus, IdentityError> {
-        let (user, _) = Self::user_of(ctx)?;
+        let (user, _) = user_session(ctx)?;
         let factor = totp_factor::Entity::find_by_id(user.0)
             .one(&self.db)
             .await?;
@@ -371,7 +365,7 @@ impl MfaService for SeaIdentity {
 
     #[tracing::instrument(skip_all, err(level = "info"))]
     async fn enroll_totp(&self, ctx: &RequestContext) -> Result<TotpEnrollment, IdentityError> {
-        let (user, _) = Self::user_of(ctx)?;
+        let (user, _) = user_session(ctx)?;
         let txn = begin_write(&self.db).await?;
         let existing = totp_factor::Entity::find_by_id(user.0).one(&txn).await?;
         if existing.as_ref().is_some_and(|f| f.confirmed_at.is_some()) {
@@ -427,7 +421,7 @@ impl MfaService for SeaIdentity {
         ctx: &RequestContext,
         code: &str,
     ) -> Result<Vec<String>, IdentityError> {
-        let (user, session_id) = Self::user_of(ctx)?;
+        let (user, session_id) = user_session(ctx)?;
         let txn = begin_write(&self.db).await?;
         let factor = totp_factor::Entity::find_by_id(user.0)
             .one(&txn)
@@ -466,7 +460,7 @@ impl MfaService for SeaIdentity {
 
     #[tracing::instrument(skip_all, err(level = "info"))]
     async fn disable_totp(&self, ctx: &RequestContext, proof: Proof) -> Result<(), IdentityError> {
-        let (user, _) = Self::user_of(ctx)?;
+        let (user, _) = user_session(ctx)?;
         let txn = begin_write(&self.db).await?;
         if !has_second_factor(&txn, user).await? {
             return Err(IdentityError::MfaNotEnabled);
@@ -493,7 +487,7 @@ impl MfaService for SeaIdentity {
         ctx: &RequestContext,
         proof: Proof,
     ) -> Result<Vec<String>, IdentityError> {
-        let (user, _) = Self::user_of(ctx)?;
+        let (user, _) = user_session(ctx)?;
         let txn = begin_write(&self.db).await?;
         if !has_second_factor(&txn, user).await? {
             return Err(IdentityError::MfaNotEnabled);
@@ -591,7 +585,12 @@ impl MfaService for SeaIdentity {
             .await?;
         let location = challenge.location_id.map(LocationId);
         let (session_id, refresh) = self
-            .open_signed_in_session(&txn, (user, tenant, location), true, client)
+            .open_signed_in_session(
+                &txn,
+                (user, tenant, location),
+                true,
+                (client, serde_json::Value::Null),
+            )
             .await?;
         txn.commit().await?;
         self.token_pair(user, tenant, (session_id, location), refresh)

@@ -13,7 +13,7 @@ use tenantry_kernel::crypto::{new_token, token_hash};
 use tenantry_kernel::db::{begin_write, is_unique_violation};
 use tenantry_kernel::{
     Actor, AuditEntry, AuditSink, ClientMeta, Event, LocationId, Outbox, Page, PageRequest,
-    Principal, RequestContext, Role, Sealer, SessionId, TenantId, UserId, ValidationErrors,
+    RequestContext, Role, Sealer, SessionId, TenantId, UserId, ValidationErrors,
 };
 use tenantry_tenancy::{
     MemberAccess, MemberStatus, Membership, NewMember, TenancyService, TenantStatus,
@@ -239,19 +239,20 @@ impl SeaIdentity {
         })
     }
 
-    /// Opens the session of a sign-in inside `txn` and audits it. The tenant's security policy
-    /// sets how long it lasts, whether its refresh tokens are bound to this network, and
-    /// whether, for a member without a second factor, it may only enroll one.
+    /// Opens the session of a sign-in inside `txn` and audits it, with `detail` (an object, or
+    /// null) among the audited values. The tenant's security policy sets how long it lasts,
+    /// whether its refresh tokens are bound to this network, and whether, for a member without
+    /// a second factor, it may only enroll one.
     pub(crate) async fn open_signed_in_session(
         &self,
         txn: &DatabaseTransaction,
         (user, tenant, location): (UserId, TenantId, Option<LocationId>),
         has_second_factor: bool,
-        client: &ClientMeta,
+        (client, mut detail): (&ClientMeta, serde_json::Value),
     ) -> Result<(SessionId, String), IdentityError> {
         let policy = self.tenancy.settings_of(tenant).await?;
         let scope = sessions::Scope::new(&policy, client, location, has_second_factor);
-        let restricted = scope.restricted;
+        detail["enrollment_only"] = json!(scope.restricted);
         let (session_id, refresh) = sessions::open(txn, tenant, user, scope, client).await?;
         self.audit
             .record(
@@ -264,7 +265,7 @@ impl SeaIdentity {
                     Some(session_id.to_string()),
                     client,
                 )
-                .with_change(None, Some(json!({"enrollment_only": restricted}))),
+                .with_change(None, Some(detail)),
             )
             .await?;
         Ok((session_id, refresh))
@@ -530,9 +531,10 @@ impl IdentityService for SeaIdentity {
             return Err(IdentityError::TenantSuspended);
         }
         let tenant = chosen.tenant.id;
-        if let Some(location) = input.location_id {
+        if input.location_id.is_some() {
+            // Fails for an unknown location or one the member does not work at.
             self.tenancy
-                .location_role(tenant, user_id, chosen.role, location)
+                .resolve_access(tenant, user_id, input.location_id)
                 .await?;
         }
         if crate::mfa::has_second_factor(&self.db, user_id).await? {
@@ -546,7 +548,12 @@ impl IdentityService for SeaIdentity {
         }
         let txn = begin_write(&self.db).await?;
         let (session_id, refresh) = self
-            .open_signed_in_session(&txn, (user_id, tenant, input.location_id), false, client)
+            .open_signed_in_session(
+                &txn,
+                (user_id, tenant, input.location_id),
+                false,
+                (client, serde_json::Value::Null),
+            )
             .await?;
         txn.commit().await?;
         self.token_pair(user_id, tenant, (session_id, input.location_id), refresh)
@@ -642,9 +649,7 @@ impl IdentityService for SeaIdentity {
 
     #[tracing::instrument(skip_all, err(level = "info"))]
     async fn logout(&self, ctx: &RequestContext) -> Result<(), IdentityError> {
-        let Principal::User { session_id, .. } = ctx.principal else {
-            return Err(IdentityError::UserOnly);
-        };
+        let (_, session_id) = crate::mfa::user_session(ctx)?;
         let txn = begin_write(&self.db).await?;
         sessions::revoke_audited(
             &txn,
@@ -667,33 +672,20 @@ impl IdentityService for SeaIdentity {
         location: Option<LocationId>,
     ) -> Result<TokenPair, IdentityError> {
         let user_id = ctx.user_id().ok_or(IdentityError::UserOnly)?;
-        let role = active_role(
-            self.tenancy.access_of(tenant, user_id).await?,
-            IdentityError::NotAMember,
-        )?;
-        if let Some(location) = location {
-            self.tenancy
-                .location_role(tenant, user_id, role, location)
-                .await?;
-        }
-        let policy = self.tenancy.settings_of(tenant).await?;
+        // Access to the tenant and, when one is named, to the location, in one lookup.
+        let resolved = self
+            .tenancy
+            .resolve_access(tenant, user_id, location)
+            .await?;
+        active_role(resolved.access, IdentityError::NotAMember)?;
         let has_factor = crate::mfa::has_second_factor(&self.db, user_id).await?;
-        let scope = sessions::Scope::new(&policy, &ctx.client, location, has_factor);
         let txn = begin_write(&self.db).await?;
-        let (session_id, refresh) =
-            sessions::open(&txn, tenant, user_id, scope, &ctx.client).await?;
-        self.audit
-            .record(
+        let (session_id, refresh) = self
+            .open_signed_in_session(
                 &txn,
-                AuditEntry::new(
-                    Some(tenant),
-                    ctx.actor(),
-                    "session.created",
-                    "session",
-                    Some(session_id.to_string()),
-                    &ctx.client,
-                )
-                .with_change(None, Some(json!({"switched_from": ctx.tenant_id}))),
+                (user_id, tenant, location),
+                has_factor,
+                (&ctx.client, json!({"switched_from": ctx.tenant_id})),
             )
             .await?;
         txn.commit().await?;
@@ -705,13 +697,7 @@ impl IdentityService for SeaIdentity {
         ctx: &RequestContext,
         page: PageRequest,
     ) -> Result<Page<SessionInfo>, IdentityError> {
-        let Principal::User {
-            user_id,
-            session_id: current,
-        } = ctx.principal
-        else {
-            return Err(IdentityError::UserOnly);
-        };
+        let (user_id, current) = crate::mfa::user_session(ctx)?;
         let now = Utc::now();
         let mut query = session::Entity::find()
             .filter(session::Column::TenantId.eq(ctx.tenant_id.0))
@@ -797,13 +783,7 @@ impl IdentityService for SeaIdentity {
         current: &str,
         new: Password,
     ) -> Result<(), IdentityError> {
-        let Principal::User {
-            user_id,
-            session_id,
-        } = ctx.principal
-        else {
-            return Err(IdentityError::UserOnly);
-        };
+        let (user_id, session_id) = crate::mfa::user_session(ctx)?;
         let checking = self.hasher.admit().await?;
         let account = user::Entity::find_by_id(user_id.0)
             .one(&self.db)

@@ -243,6 +243,18 @@ impl RequestContext {
         }
     }
 
+    /// The acting user and the session it acts through, if the principal is a signed-in user.
+    #[must_use]
+    pub fn user_session(&self) -> Option<(UserId, SessionId)> {
+        match self.principal {
+            Principal::User {
+                user_id,
+                session_id,
+            } => Some((user_id, session_id)),
+            Principal::ApiKey { .. } | Principal::System { .. } => None,
+        }
+    }
+
     /// The principal as the audit log names it.
     #[must_use]
     pub fn actor(&self) -> Actor {

@@ -259,7 +259,8 @@ pub struct ResolvedAccess {
 /// Resolves `user`'s access to `tenant` (and to `location`, when given) in one round trip:
 /// the membership and its tenant, the custom roles in scope and, at a location, the
 /// location membership and the location itself. Acting at a location fails with
-/// `LocationNotFound` or `NotLocationMember` as [`crate::TenancyService::location_role`] does.
+/// `LocationNotFound` (no such location in the tenant) or `NotLocationMember` (an active member
+/// who does not work there; owners and admins act anywhere).
 pub(crate) async fn resolve_access(
     conn: &impl ConnectionTrait,
     tenant: TenantId,

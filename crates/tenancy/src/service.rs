@@ -51,18 +51,6 @@ pub trait TenancyService: Send + Sync {
     async fn access_of(&self, tenant: TenantId, user: UserId)
     -> Result<MemberAccess, TenancyError>;
 
-    /// The role an active member holds at `location` of `tenant`: `Some` for a member of the
-    /// location, `None` for an owner or admin acting there on their tenant-wide role.
-    /// `LocationNotFound` when the tenant has no such location, `NotLocationMember` when
-    /// anyone else asks.
-    async fn location_role(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        tenant_role: Role,
-        location: LocationId,
-    ) -> Result<Option<Role>, TenancyError>;
-
     /// Everything an authenticated request needs about `user` in `tenant` (and at
     /// `location`): access, system role, custom grants and location role, in one query.
     async fn resolve_access(
@@ -315,31 +303,6 @@ impl TenancyService for SeaTenancy {
             return Ok(MemberAccess::TenantSuspended);
         }
         Ok(Role::parse(&m.role).map_or(MemberAccess::None, MemberAccess::Active))
-    }
-
-    async fn location_role(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        tenant_role: Role,
-        location: LocationId,
-    ) -> Result<Option<Role>, TenancyError> {
-        // A location membership (keyed by tenant, its foreign key proving the location)
-        // answers in one lookup; only without one does the location's existence matter.
-        let held = location_member::Entity::find_by_id((tenant.0, location.0, user.0))
-            .one(&self.db)
-            .await?;
-        if let Some(m) = held {
-            return Ok(Role::parse(&m.role));
-        }
-        if !self.location_exists(tenant, location).await? {
-            return Err(TenancyError::LocationNotFound);
-        }
-        if matches!(tenant_role, Role::Owner | Role::Admin) {
-            Ok(None)
-        } else {
-            Err(TenancyError::NotLocationMember)
-        }
     }
 
     async fn resolve_access(
