@@ -330,22 +330,10 @@ on_both_databases!(keys_hold_no_more_than_their_maker_and_stop_when_expired);
 
 async fn a_key_bound_to_a_location_acts_only_there(app: TestApp) {
     let owner = app.register("owner@example.com", "Acme").await;
-    let mut ids = Vec::new();
-    for name in ["Zurich", "Basel"] {
-        let res = app
-            .post_authed(
-                "/api/v1/locations",
-                &owner.access_token,
-                Some(json!({"name": name})),
-            )
-            .await;
-        ids.push(
-            res.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    let ids = [
+        app.create_location(&owner, "Zurich").await,
+        app.create_location(&owner, "Basel").await,
+    ];
     let created = make_key(
         &app,
         &owner,

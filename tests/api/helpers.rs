@@ -228,6 +228,22 @@ impl TestApp {
         }
     }
 
+    /// Creates a location named `name` in `who`'s tenant, expecting 201, and answers its id.
+    pub async fn create_location(&self, who: &Account, name: &str) -> String {
+        let res = self
+            .post_authed(
+                "/api/v1/locations",
+                &who.access_token,
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED, "create location {name}");
+        res.json::<Value>().await.expect("json")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
     pub async fn delete_authed(&self, path: &str, token: &str) -> Response {
         self.client
             .delete(self.url(path))
@@ -301,7 +317,15 @@ impl TestApp {
     }
 }
 
-/// Asserts a problem+json response with `status` and `code`, and returns its body.
+/// A client whose connections come from `source` (any 127.x.y.z address reaches the server on
+/// this machine's loopback).
+pub fn client_from(source: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(source))
+        .build()
+        .unwrap()
+}
+
 /// The `field` of every error a 422 problem names, in order.
 pub fn problem_fields(problem: &Value) -> Vec<&str> {
     problem["errors"]
@@ -322,6 +346,7 @@ pub fn item_names(list: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// Asserts a problem+json response with `status` and `code`, and returns its body.
 pub async fn assert_problem(res: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(res.status(), status, "status for {code}");
     let ct = res

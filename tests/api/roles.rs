@@ -388,24 +388,8 @@ async fn roles_granted_at_a_location_count_only_there(app: TestApp) {
     let member = app
         .join(&owner, "member@example.com", "Member", "member")
         .await;
-    let mut ids = Vec::new();
-    for name in ["Zurich", "Basel"] {
-        let res = app
-            .post_authed(
-                "/api/v1/locations",
-                &owner.access_token,
-                Some(json!({"name": name})),
-            )
-            .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
-        ids.push(
-            res.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
-    let (zurich, basel) = (ids[0].clone(), ids[1].clone());
+    let zurich = app.create_location(&owner, "Zurich").await;
+    let basel = app.create_location(&owner, "Basel").await;
     let keeper = create_role(&app, &owner, "store-keeper", &["locations.manage"]).await;
     assert_problem(
         grant(&app, &owner, &member, &keeper, Some(&zurich)).await,

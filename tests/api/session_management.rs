@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{TestApp, assert_problem, client_from};
 use crate::on_both_databases;
 
 /// Signs in with a given `User-Agent` and returns the token pair.
@@ -158,15 +158,6 @@ async fn another_tenants_sessions_are_not_found(app: TestApp) {
     );
 }
 on_both_databases!(another_tenants_sessions_are_not_found);
-
-/// A client whose connections come from `source` (any 127.x.y.z address reaches the server on
-/// this machine's loopback).
-fn client_from(source: [u8; 4]) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from(source))
-        .build()
-        .unwrap()
-}
 
 async fn refresh_via(app: &TestApp, client: &reqwest::Client, token: &str) -> reqwest::Response {
     client
