@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod errors;
 mod helpers;
+mod input;
 mod invitation_delivery;
 mod invitations;
 mod jobs;

@@ -98,7 +98,7 @@ async fn bad_list_parameters_and_ids_are_problems(app: TestApp) {
     for (query, field) in [
         ("?limit=0", "limit"),
         ("?limit=201", "limit"),
-        ("?limit=ten", "query"),
+        ("?limit=ten", "limit"),
         ("?cursor=not-a-cursor", "cursor"),
         ("?sort=asc", "sort"),
     ] {

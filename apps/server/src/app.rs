@@ -85,14 +85,14 @@ fn http_server(platform: Arc<Platform>, listener: TcpListener) -> anyhow::Result
         crate::client_ip::TrustedProxies::parse(&settings.trusted_proxies)
             .map_err(anyhow::Error::msg)?,
     );
+    let body_limit = web::Data::new(crate::input::BodyLimit(settings.max_body_bytes));
     let data = web::Data::new(platform);
     let server = HttpServer::new(move || {
         let cors = cors(&settings.cors_allowed_origins);
         App::new()
             .app_data(data.clone())
             .app_data(proxies.clone())
-            .app_data(extract::json_config(settings.max_body_bytes))
-            .app_data(extract::query_config())
+            .app_data(body_limit.clone())
             .app_data(extract::path_config())
             .app_data(web::PayloadConfig::new(settings.max_body_bytes))
             .wrap(Condition::new(

@@ -67,9 +67,13 @@ pub struct TenantChoice {
     pub name: String,
 }
 
-/// An error on its way to becoming a problem response.
+/// An error on its way to becoming a problem response (boxed: errors travel through every
+/// `Result` of the request path, and most of them carry little).
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Parts>);
+
+#[derive(Debug)]
+struct Parts {
     status: StatusCode,
     code: &'static str,
     title: &'static str,
@@ -82,7 +86,7 @@ pub struct ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status.as_u16(), self.code)
+        write!(f, "{} {}", self.0.status.as_u16(), self.0.code)
     }
 }
 
@@ -90,7 +94,7 @@ impl ApiError {
     /// A problem with a status, code and title.
     #[must_use]
     pub fn new(status: StatusCode, code: &'static str, title: &'static str) -> Self {
-        Self {
+        Self(Box::new(Parts {
             status,
             code,
             title,
@@ -99,20 +103,20 @@ impl ApiError {
             tenants: None,
             skipped: None,
             headers: Vec::new(),
-        }
+        }))
     }
 
     /// Adds a case-specific explanation.
     #[must_use]
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.0.detail = Some(detail.into());
         self
     }
 
     /// Adds a response header.
     #[must_use]
     pub fn header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+        self.0.headers.push((name, value.into()));
         self
     }
 
@@ -130,7 +134,7 @@ impl ApiError {
         } else {
             format!("{n} fields are invalid")
         });
-        e.errors = errors;
+        e.0.errors = errors;
         e
     }
 
@@ -170,19 +174,32 @@ impl ApiError {
     }
 }
 
+#[cfg(test)]
+impl ApiError {
+    /// The field and code of every field error, for tests.
+    pub(crate) fn field_codes(&self) -> Vec<(String, String)> {
+        self.0
+            .errors
+            .iter()
+            .map(|e| (e.field.clone(), e.code.clone()))
+            .collect()
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
         let body = Problem {
-            problem_type: format!("/problems/{}", self.code),
-            title: self.title,
-            status: self.status.as_u16(),
-            code: self.code,
-            detail: self.detail.clone(),
+            problem_type: format!("/problems/{}", self.0.code),
+            title: self.0.title,
+            status: self.0.status.as_u16(),
+            code: self.0.code,
+            detail: self.0.detail.clone(),
             errors: self
+                .0
                 .errors
                 .iter()
                 .map(|e| ProblemField {
@@ -191,13 +208,13 @@ impl ResponseError for ApiError {
                     message: e.message.clone(),
                 })
                 .collect(),
-            tenants: self.tenants.clone(),
-            skipped: self.skipped.clone(),
+            tenants: self.0.tenants.clone(),
+            skipped: self.0.skipped.clone(),
             request_id: request_id::current(),
         };
-        let mut res = HttpResponse::build(self.status);
+        let mut res = HttpResponse::build(self.0.status);
         res.content_type("application/problem+json");
-        for (name, value) in &self.headers {
+        for (name, value) in &self.0.headers {
             if let Ok(value) = HeaderValue::from_str(value) {
                 res.insert_header((name.clone(), value));
             }
@@ -371,7 +388,7 @@ impl From<IdentityError> for ApiError {
                     "tenant_selection_required",
                     "the account belongs to several tenants; repeat with tenant_id",
                 );
-                err.tenants = Some(
+                err.0.tenants = Some(
                     tenants
                         .into_iter()
                         .map(|(id, name)| TenantChoice { id: id.0, name })
@@ -472,7 +489,7 @@ impl From<IdentityError> for ApiError {
                     _ => "invitation_conflict",
                 };
                 let mut err = conflict(code, "no address could be invited; see `skipped`");
-                err.skipped = Some(
+                err.0.skipped = Some(
                     skipped
                         .into_iter()
                         .map(

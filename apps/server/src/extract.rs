@@ -1,11 +1,10 @@
-//! Extractors: the authenticated [`RequestContext`], the caller's [`ClientMeta`], `If-Match`,
-//! and JSON bodies whose every failure is a problem response.
+//! Extractors: the authenticated [`RequestContext`], the caller's [`ClientMeta`], `If-Match`
+//! and pages of lists. JSON bodies and query strings are read by [`crate::input`].
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use actix_web::error::JsonPayloadError;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use serde::Deserialize;
@@ -13,7 +12,7 @@ use tenantry_kernel::{ClientMeta, LocationId, PageRequest, RequestContext, Valid
 use tenantry_platform::Platform;
 use utoipa::IntoParams;
 
-use crate::error::{ApiError, ProblemField};
+use crate::error::ApiError;
 use crate::request_id::RequestId;
 
 /// Where the request came from.
@@ -181,50 +180,6 @@ pub fn etag(version: i32) -> (header::HeaderName, String) {
     (header::ETAG, format!("\"{version}\""))
 }
 
-/// JSON body settings: size limit, required content type, and problem responses for every
-/// way a body can be wrong.
-#[must_use]
-pub fn json_config(limit: usize) -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(limit)
-        .content_type_required(true)
-        .content_type(|mime| mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
-        .error_handler(|err, _req| json_error(&err).into())
-}
-
-fn json_error(err: &JsonPayloadError) -> ApiError {
-    use actix_web::http::StatusCode;
-    match err {
-        JsonPayloadError::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported media type",
-        )
-        .detail("send the body as application/json"),
-        JsonPayloadError::Overflow { limit }
-        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "Payload too large",
-        )
-        .detail(format!("the body exceeds {limit} bytes")),
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::validation(vec![shape_error(&e.to_string(), "body")])
-        }
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed body").detail(
-                format!(
-                    "the body is not valid JSON (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ),
-            )
-        }
-        _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", "Malformed body")
-            .detail("the body could not be read"),
-    }
-}
-
 /// For `#[serde(default, deserialize_with = "crate::extract::nullable")]` on an
 /// `Option<Option<String>>`: `Some(None)` for an explicit `null`, `None` for an absent field.
 pub fn nullable<'de, D: serde::Deserializer<'de>>(
@@ -252,51 +207,8 @@ impl PageQuery {
     }
 }
 
-/// Query-string settings: a malformed or unknown parameter is a 422 naming it.
-#[must_use]
-pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|err, _req| {
-        let message = match &err {
-            actix_web::error::QueryPayloadError::Deserialize(e) => e.to_string(),
-            other => other.to_string(),
-        };
-        ApiError::validation(vec![shape_error(&message, "query")]).into()
-    })
-}
-
 /// Path settings: a path segment that cannot be an id names nothing, so it is a 404.
 #[must_use]
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|_err, _req| ApiError::not_found().into())
-}
-
-/// Turns serde's message for well-formed input of the wrong shape into a field error;
-/// `whole` names the input when no field can be named.
-fn shape_error(msg: &str, whole: &str) -> ProblemField {
-    let msg = msg.split(" at line ").next().unwrap_or(msg).to_owned();
-    let quoted = |after: &str| {
-        msg.split_once(after)
-            .and_then(|(_, rest)| rest.split('`').nth(1))
-            .unwrap_or(whole)
-            .to_owned()
-    };
-    if msg.starts_with("unknown field") {
-        ProblemField {
-            field: quoted("unknown field"),
-            code: "unknown_field".into(),
-            message: "this field is not accepted".into(),
-        }
-    } else if msg.starts_with("missing field") {
-        ProblemField {
-            field: quoted("missing field"),
-            code: "required".into(),
-            message: "this field is required".into(),
-        }
-    } else {
-        ProblemField {
-            field: whole.into(),
-            code: "invalid_type".into(),
-            message: msg,
-        }
-    }
 }

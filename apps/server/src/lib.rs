@@ -8,6 +8,7 @@ pub mod app;
 pub mod client_ip;
 pub mod error;
 pub mod extract;
+pub mod input;
 pub mod openapi;
 pub mod ratelimit;
 pub mod request_id;

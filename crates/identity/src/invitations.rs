@@ -35,6 +35,8 @@ pub const INVITATION_EMAIL_QUEUED: &str = "invitation.email_queued";
 
 /// The most addresses one invite call may carry.
 pub const MAX_BATCH: usize = 100;
+/// What an invitation's message takes: up to 1000 characters, on several lines if need be.
+pub const MESSAGE: tenantry_kernel::TextRule = tenantry_kernel::TextRule::lines(1000);
 /// Attempts per invitation email: the first, then one after each delay of [`RETRY_DELAYS`].
 pub const MAX_EMAIL_ATTEMPTS: i32 = 4;
 /// Waits before the second, third and fourth attempt.
@@ -152,19 +154,14 @@ impl NewInvitations {
             }
         }
         let role = errors.check(Role::parse_field("role", role));
-        let message = message.map(str::trim).filter(|m| !m.is_empty());
-        if message.is_some_and(|m| m.chars().count() > 1000) {
-            errors.0.push(FieldError::new(
-                "message",
-                "too_long",
-                "at most 1000 characters",
-            ));
-        }
+        let message = message
+            .and_then(|m| errors.check(MESSAGE.optional("message", m)))
+            .flatten();
         errors.into_result()?;
         Ok(Self {
             emails: parsed,
             role: role.unwrap_or(Role::Member),
-            message: message.map(str::to_owned),
+            message,
             location: location.map(LocationId),
         })
     }

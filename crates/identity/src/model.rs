@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use tenantry_kernel::{
     FieldError, LocationId, PermissionSet, Role, SessionId, TenantId, UserId, ValidationErrors,
+    text,
 };
 use tenantry_tenancy::{Tenant, TenantName};
 
@@ -83,29 +84,14 @@ impl Password {
     }
 }
 
-/// A person's display name: trimmed, 1 to 100 characters.
+/// A person's display name: [`text::PERSON_OR_ORG_NAME`], since others see it in emails.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PersonName(String);
 
 impl PersonName {
     /// Parses the `field` of a request.
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        let name = raw.trim();
-        let len = name.chars().count();
-        if len == 0 {
-            return Err(FieldError::new(field, "required", "must not be empty"));
-        }
-        if len > 100 {
-            return Err(FieldError::new(field, "too_long", "at most 100 characters"));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(FieldError::new(
-                field,
-                "invalid_characters",
-                "control characters are not allowed",
-            ));
-        }
-        Ok(Self(name.to_owned()))
+        text::PERSON_OR_ORG_NAME.required(field, raw).map(Self)
     }
 
     /// The name.

@@ -16,6 +16,7 @@ pub mod page;
 pub mod permission;
 pub mod sealed;
 pub mod sessions;
+pub mod text;
 pub mod validation;
 
 pub use audit::{AuditEntry, AuditSink};
@@ -27,4 +28,5 @@ pub use page::{KeyPageRequest, Page, PageRequest};
 pub use permission::{Permission, PermissionSet, Role};
 pub use sealed::{SealError, Sealer};
 pub use sessions::SessionPort;
+pub use text::TextRule;
 pub use validation::{FieldError, ValidationErrors};

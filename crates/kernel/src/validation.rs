@@ -55,20 +55,13 @@ impl From<FieldError> for ValidationErrors {
     }
 }
 
-/// A name people read (a location's, a role's, a key's): trimmed, 1 to 100 characters, no
-/// control characters. A bad one is recorded against `field` in `errors`; the trimmed text is
-/// answered either way, to be used only when `errors` stays empty.
+/// A name people read (a location's, a role's, a key's): [`crate::text::LABEL`], one line of
+/// 1 to 100 characters. A bad one is recorded against `field` in `errors`; the trimmed text
+/// is answered either way, to be used only when `errors` stays empty.
 pub fn display_name(field: &str, raw: &str, errors: &mut ValidationErrors) -> String {
-    let name = raw.trim();
-    let len = name.chars().count();
-    if len == 0 || len > 100 || name.chars().any(char::is_control) {
-        errors.0.push(FieldError::new(
-            field,
-            "invalid",
-            "1 to 100 characters, no control characters",
-        ));
-    }
-    name.to_owned()
+    errors
+        .check(crate::text::LABEL.required(field, raw))
+        .unwrap_or_else(|| raw.trim().to_owned())
 }
 
 #[cfg(test)]

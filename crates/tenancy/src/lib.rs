@@ -19,18 +19,18 @@ mod settings;
 
 pub use error::TenancyError;
 pub use locations::{
-    BrandingOverrides, Location, LocationService, LocationSettings, LocationSettingsView,
+    ADDRESS, BrandingOverrides, Location, LocationService, LocationSettings, LocationSettingsView,
     LocationUpdate, NewLocation,
 };
 pub use member_service::MemberService;
 pub use members::{
-    Expertise, MAX_RATE_MINOR, MAX_TAGS, Member, MemberAccess, MemberFilter, MemberLocation,
-    MemberStatus, Money, NewMember, ProfileUpdate,
+    Expertise, JOB_TITLE, MAX_RATE_MINOR, MAX_TAGS, Member, MemberAccess, MemberFilter,
+    MemberLocation, MemberStatus, Money, NewMember, PHONE_PATTERN, ProfileUpdate, SEARCH, TAG,
 };
 pub use model::{Membership, Slug, Tenant, TenantName, TenantStatus, TenantUpdate};
 pub use roles::{
-    CustomGrants, MAX_CUSTOM_ROLES, ResolvedAccess, RoleDefinition, RoleGrant, RoleInput,
-    RoleService, parse_role_key,
+    CustomGrants, DESCRIPTION, MAX_CUSTOM_ROLES, ResolvedAccess, RoleDefinition, RoleGrant,
+    RoleInput, RoleService, parse_role_key,
 };
 pub use service::{SeaTenancy, TenancyService};
 pub use settings::{

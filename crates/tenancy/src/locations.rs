@@ -15,7 +15,7 @@ use tenantry_kernel::db::{begin_write, is_unique_violation};
 use tenantry_kernel::validation::display_name;
 use tenantry_kernel::{
     AuditEntry, FieldError, KeyPageRequest, LocationId, Page, PageRequest, Permission,
-    RequestContext, Role, UserId, ValidationErrors,
+    RequestContext, Role, TextRule, UserId, ValidationErrors,
 };
 
 use crate::entity::{location, location_member, member_role, membership};
@@ -41,17 +41,12 @@ fn parse_code(raw: Option<&str>, errors: &mut ValidationErrors) -> Option<String
     Some(code.to_owned())
 }
 
-/// An optional postal address, up to 500 characters.
+/// A postal address: up to 500 characters, on several lines if need be.
+pub const ADDRESS: TextRule = TextRule::lines(500);
+
+/// An optional postal address; blank is none.
 fn parse_address(raw: Option<&str>, errors: &mut ValidationErrors) -> Option<String> {
-    let address = raw.map(str::trim).filter(|a| !a.is_empty())?;
-    if address.chars().count() > 500 {
-        errors.0.push(FieldError::new(
-            "address",
-            "too_long",
-            "at most 500 characters",
-        ));
-    }
-    Some(address.to_owned())
+    errors.check(ADDRESS.optional("address", raw?)).flatten()
 }
 
 /// A new location.

@@ -2,7 +2,7 @@
 //! the tenant, and their expertise. Inputs are parsed into these types at the edge.
 
 use chrono::{DateTime, Utc};
-use tenantry_kernel::{FieldError, LocationId, Role, UserId, ValidationErrors};
+use tenantry_kernel::{FieldError, LocationId, Role, TextRule, UserId, ValidationErrors};
 
 use crate::entity::membership;
 
@@ -54,6 +54,13 @@ pub struct Expertise {
     pub hourly_rate: Option<Money>,
 }
 
+/// What an expertise tag takes: one line of 1 to 40 characters (stored lowercased).
+pub const TAG: TextRule = TextRule::line(40);
+/// What a job title takes: one line of up to 100 characters.
+pub const JOB_TITLE: TextRule = TextRule::line(100);
+/// What a directory search takes: one line of up to 100 characters.
+pub const SEARCH: TextRule = TextRule::line(100);
+
 /// The most tags a member may carry.
 pub const MAX_TAGS: usize = 50;
 /// The highest hourly rate accepted, in minor units.
@@ -72,16 +79,11 @@ impl Expertise {
         }
         let mut clean: Vec<String> = Vec::new();
         for (i, raw) in tags.iter().enumerate() {
-            let tag = raw.trim().to_lowercase();
-            let len = tag.chars().count();
-            if len == 0 || len > 40 || tag.chars().any(char::is_control) {
-                errors.0.push(FieldError::new(
-                    &format!("tags[{i}]"),
-                    "invalid_tag",
-                    "1 to 40 characters, no control characters",
-                ));
-            } else if !clean.contains(&tag) {
-                clean.push(tag);
+            if let Some(tag) = errors.check(TAG.required(&format!("tags[{i}]"), raw)) {
+                let tag = tag.to_lowercase();
+                if !clean.contains(&tag) {
+                    clean.push(tag);
+                }
             }
         }
         let hourly_rate = match rate {
@@ -131,36 +133,38 @@ impl ProfileUpdate {
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let job_title = job_title.map(|v| {
-            v.map(str::trim).filter(|t| !t.is_empty()).map(|t| {
-                if t.chars().count() > 100 || t.chars().any(char::is_control) {
-                    errors.0.push(FieldError::new(
-                        "job_title",
-                        "invalid",
-                        "at most 100 characters, no control characters",
-                    ));
-                }
-                t.to_owned()
-            })
+            v.and_then(|t| errors.check(JOB_TITLE.optional("job_title", t)))
+                .flatten()
         });
         let phone = phone.map(|v| {
-            v.map(str::trim).filter(|t| !t.is_empty()).map(|t| {
-                let digits = t.chars().filter(char::is_ascii_digit).count();
-                let allowed = t
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'));
-                if !allowed || !(5..=15).contains(&digits) || t.len() > 32 {
-                    errors.0.push(FieldError::new(
-                        "phone",
-                        "invalid_phone",
-                        "a phone number: 5 to 15 digits, optionally with + ( ) - . and spaces",
-                    ));
-                }
-                t.to_owned()
-            })
+            let raw = v?;
+            let t = raw.trim_matches(' ');
+            if raw.chars().count() > 32 || !(t.is_empty() || is_phone(t)) {
+                errors.0.push(FieldError::new(
+                    "phone",
+                    "invalid_phone",
+                    "a phone number: 5 to 15 digits, optionally with + ( ) - . and spaces, at \
+                     most 32 characters",
+                ));
+            }
+            (!t.is_empty()).then(|| t.to_owned())
         });
         errors.into_result().map(|()| Self { job_title, phone })
     }
 }
+
+/// Whether `t` reads as a phone number: 5 to 15 digits, and nothing but digits, `+`, `(`,
+/// `)`, `-`, `.` and spaces. [`PHONE_PATTERN`] says the same.
+fn is_phone(t: &str) -> bool {
+    let digits = t.chars().filter(char::is_ascii_digit).count();
+    (5..=15).contains(&digits)
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'))
+}
+
+/// The pattern of a phone number or of blank text (which clears it), for the API document;
+/// at most 32 characters as sent.
+pub const PHONE_PATTERN: &str = r"^[+ ()\-.]*(?:[0-9][+ ()\-.]*){5,15}$|^ *$";
 
 /// Which members to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -207,14 +211,10 @@ impl MemberFilter {
                 None
             }
         });
-        let search = search.map(str::trim).filter(|s| !s.is_empty()).map(|s| {
-            if s.chars().count() > 100 {
-                errors
-                    .0
-                    .push(FieldError::new("q", "too_long", "at most 100 characters"));
-            }
-            s.to_lowercase()
-        });
+        let search = search
+            .and_then(|s| errors.check(SEARCH.optional("q", s)))
+            .flatten()
+            .map(|s| s.to_lowercase());
         errors.into_result().map(|()| Self {
             role,
             status,
@@ -319,6 +319,32 @@ pub enum MemberAccess {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The published pattern takes exactly the phone numbers (and blanks) the check takes.
+    #[test]
+    fn the_phone_pattern_agrees_with_the_check() {
+        let pattern = regex::Regex::new(PHONE_PATTERN).unwrap();
+        for raw in [
+            "",
+            "   ",
+            "+41 44 668 18 00",
+            "(044) 668-18.00",
+            "12345",
+            "1234",
+            "1234567890123456",
+            "call me",
+            "+41\u{a0}44 668 18 00",
+            " 12345 ",
+            "++--..()12345",
+            "12345x",
+        ] {
+            let took = ProfileUpdate::parse(None, Some(Some(raw))).is_ok();
+            assert_eq!(took, pattern.is_match(raw), "{raw:?}");
+        }
+        let long = format!("{}1", "1".repeat(14) + &" ".repeat(18));
+        assert_eq!(long.chars().count(), 33);
+        assert!(ProfileUpdate::parse(None, Some(Some(&long))).is_err());
+    }
 
     fn fields(e: &ValidationErrors) -> Vec<&str> {
         e.0.iter().map(|f| f.field.as_str()).collect()

@@ -1,34 +1,19 @@
 //! Tenancy's domain types; inputs are parsed into them at the edge.
 
 use chrono::{DateTime, Utc};
-use tenantry_kernel::{FieldError, Role, TenantId};
+use tenantry_kernel::{FieldError, Role, TenantId, text};
 
 use crate::MemberStatus;
 use crate::entity::tenant;
 
-/// A tenant's display name: trimmed, 1 to 100 characters.
+/// A tenant's display name: [`text::PERSON_OR_ORG_NAME`], since it goes into emails.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantName(String);
 
 impl TenantName {
     /// Parses the `field` of a request into a tenant name.
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        let name = raw.trim();
-        let len = name.chars().count();
-        if len == 0 {
-            return Err(FieldError::new(field, "required", "must not be empty"));
-        }
-        if len > 100 {
-            return Err(FieldError::new(field, "too_long", "at most 100 characters"));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(FieldError::new(
-                field,
-                "invalid_characters",
-                "control characters are not allowed",
-            ));
-        }
-        Ok(Self(name.to_owned()))
+        text::PERSON_OR_ORG_NAME.required(field, raw).map(Self)
     }
 
     /// The name.

@@ -26,6 +26,8 @@ use crate::{LocationService, MemberAccess, MemberService, MemberStatus, SeaTenan
 
 /// How many custom roles a tenant may define.
 pub const MAX_CUSTOM_ROLES: u64 = 100;
+/// What a role's description takes: up to 500 characters, on several lines if need be.
+pub const DESCRIPTION: tenantry_kernel::TextRule = tenantry_kernel::TextRule::lines(500);
 
 /// A role of the tenant, as clients see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,14 +103,10 @@ impl RoleInput {
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let name = display_name("name", name, &mut errors);
-        let description = description.map(str::trim).unwrap_or_default();
-        if description.chars().count() > 500 {
-            errors.0.push(FieldError::new(
-                "description",
-                "too_long",
-                "at most 500 characters",
-            ));
-        }
+        let description = description
+            .and_then(|d| errors.check(DESCRIPTION.optional("description", d)))
+            .flatten()
+            .unwrap_or_default();
         let permissions = PermissionSet::parse_names("permissions", permissions, &mut errors);
         errors.into_result()?;
         Ok(Self {

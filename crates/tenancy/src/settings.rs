@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tenantry_kernel::validation::display_name;
-use tenantry_kernel::{FieldError, ValidationErrors};
+use tenantry_kernel::{FieldError, ValidationErrors, text};
 
 /// Everything a tenant may configure about itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,7 +131,10 @@ impl TenantSettings {
         let mut errors = ValidationErrors::default();
         let b = &mut self.branding;
         if let Some(name) = &b.display_name {
-            b.display_name = Some(display_name("branding.display_name", name, &mut errors));
+            // Shown in emails in place of the tenant's name, so it follows the same rule.
+            b.display_name = errors
+                .check(text::PERSON_OR_ORG_NAME.required("branding.display_name", name))
+                .or_else(|| Some(name.clone()));
         }
         for (field, value) in [
             ("branding.primary_color", &b.primary_color),

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use crate::error::ApiError;
 use crate::extract::{Auth, PageQuery};
+use crate::input::{Json, Query};
 
 /// An API key, without its secret.
 #[derive(Serialize, ToSchema)]
@@ -112,7 +113,7 @@ pub struct CreateApiKeyRequest {
 pub async fn create(
     state: AppState,
     auth: Auth,
-    body: web::Json<CreateApiKeyRequest>,
+    body: Json<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let input = NewApiKey::parse(
         &body.name,
@@ -142,7 +143,7 @@ pub async fn create(
 pub async fn list(
     state: AppState,
     auth: Auth,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .api_keys
@@ -205,7 +206,7 @@ pub async fn update(
     state: AppState,
     auth: Auth,
     id: web::Path<uuid::Uuid>,
-    body: web::Json<UpdateApiKeyRequest>,
+    body: Json<UpdateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let update = ApiKeyUpdate::parse(body.name.as_deref(), body.scopes.as_deref())?;
     let key = state

@@ -1,6 +1,6 @@
 //! Sign-up, sign-in, token refresh, sign-out and email verification.
 
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use actix_web::{HttpRequest, HttpResponse, post};
 use serde::{Deserialize, Serialize};
 use tenantry_identity::{Credentials, LoginOutcome, Password, Registration, TokenPair};
 use tenantry_kernel::{LocationId, TenantId, ValidationErrors};
@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use crate::error::ApiError;
 use crate::extract::{Auth, Client};
+use crate::input::Json;
 
 /// Sign-up: a new user and the tenant they create.
 #[derive(Deserialize, ToSchema)]
@@ -205,7 +206,7 @@ pub async fn register(
     state: AppState,
     req: HttpRequest,
     client: Client,
-    body: web::Json<RegisterRequest>,
+    body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     crate::ratelimit::gate_credentials(&state, &req, "register", Some(&body.email)).await?;
     let body = body.into_inner();
@@ -243,7 +244,7 @@ pub async fn login(
     state: AppState,
     req: HttpRequest,
     client: Client,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     crate::ratelimit::gate_credentials(&state, &req, "login", Some(&body.email)).await?;
     let body = body.into_inner();
@@ -273,7 +274,7 @@ pub async fn login(
 pub async fn refresh(
     state: AppState,
     client: Client,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = state
         .identity
@@ -310,7 +311,7 @@ pub async fn logout(state: AppState, auth: Auth) -> Result<HttpResponse, ApiErro
 pub async fn verify_email(
     state: AppState,
     client: Client,
-    body: web::Json<VerifyEmailRequest>,
+    body: Json<VerifyEmailRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let done = state.identity.verify_email(&body.token, &client.0).await?;
     Ok(HttpResponse::Ok().json(VerifyEmailResponse {
@@ -348,7 +349,7 @@ pub struct SwitchTenantRequest {
 pub async fn switch_tenant(
     state: AppState,
     auth: Auth,
-    body: web::Json<SwitchTenantRequest>,
+    body: Json<SwitchTenantRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = state
         .identity
@@ -391,7 +392,7 @@ pub async fn logout_all(state: AppState, auth: Auth) -> Result<HttpResponse, Api
 pub async fn change_password(
     state: AppState,
     auth: Auth,
-    body: web::Json<ChangePasswordRequest>,
+    body: Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let new = Password::parse("new_password", body.new_password).map_err(ValidationErrors::from)?;
@@ -431,7 +432,7 @@ pub async fn forgot_password(
     state: AppState,
     req: HttpRequest,
     client: Client,
-    body: web::Json<ForgotPasswordRequest>,
+    body: Json<ForgotPasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     crate::ratelimit::gate_credentials(&state, &req, "password_reset", Some(&body.email)).await?;
     state
@@ -459,7 +460,7 @@ pub async fn reset_password(
     state: AppState,
     req: HttpRequest,
     client: Client,
-    body: web::Json<ResetPasswordRequest>,
+    body: Json<ResetPasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     crate::ratelimit::gate_credentials(&state, &req, "password_reset", Some(&body.token)).await?;
     let body = body.into_inner();

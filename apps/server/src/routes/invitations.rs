@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use crate::error::ApiError;
 use crate::extract::{Auth, Client};
+use crate::input::{Json, Query};
 
 /// People to invite, all with one role.
 #[derive(Deserialize, ToSchema)]
@@ -199,7 +200,7 @@ impl InvitationQuery {
 pub async fn create(
     state: AppState,
     auth: Auth,
-    body: web::Json<InviteRequest>,
+    body: Json<InviteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let input = NewInvitations::parse(
         &body.emails,
@@ -236,7 +237,7 @@ pub async fn create(
 pub async fn list(
     state: AppState,
     auth: Auth,
-    query: web::Query<InvitationQuery>,
+    query: Query<InvitationQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (status, page) = query.parse()?;
     let page = state
@@ -439,7 +440,7 @@ impl From<Accepted> for AcceptInviteResponse {
 pub async fn preview(
     state: AppState,
     req: HttpRequest,
-    body: web::Json<InvitationTokenRequest>,
+    body: Json<InvitationTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     crate::ratelimit::gate_credentials(&state, &req, "accept_invite", Some(&body.token)).await?;
     let preview = state.invitations.preview_invitation(&body.token).await?;
@@ -467,7 +468,7 @@ pub async fn accept(
     state: AppState,
     req: HttpRequest,
     client: Client,
-    body: web::Json<AcceptInviteRequest>,
+    body: Json<AcceptInviteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     crate::ratelimit::gate_credentials(&state, &req, "accept_invite", Some(&body.token)).await?;
     let body = body.into_inner();

@@ -15,6 +15,7 @@ use super::members::{MemberList, MemberResponse};
 use super::tenants::{BrandingBody, TenantSettingsBody};
 use crate::error::ApiError;
 use crate::extract::{Auth, IfMatch, PageQuery, etag};
+use crate::input::{Json, Query};
 
 /// A location of the tenant.
 #[derive(Serialize, ToSchema)]
@@ -109,7 +110,7 @@ pub struct UpdateLocationRequest {
 pub async fn list(
     state: AppState,
     auth: Auth,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .locations
@@ -138,7 +139,7 @@ pub async fn list(
 pub async fn create(
     state: AppState,
     auth: Auth,
-    body: web::Json<CreateLocationRequest>,
+    body: Json<CreateLocationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let input = NewLocation::parse(&body.name, body.code.as_deref(), body.address.as_deref())?;
     let location = state.locations.create_location(&auth.0, input).await?;
@@ -192,7 +193,7 @@ pub async fn update(
     auth: Auth,
     id: web::Path<uuid::Uuid>,
     if_match: IfMatch,
-    body: web::Json<UpdateLocationRequest>,
+    body: Json<UpdateLocationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let update = LocationUpdate::parse(
         body.name.as_deref(),
@@ -345,7 +346,7 @@ pub async fn update_settings(
     auth: Auth,
     id: web::Path<uuid::Uuid>,
     if_match: IfMatch,
-    body: web::Json<LocationSettingsBody>,
+    body: Json<LocationSettingsBody>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(respond_settings(
         state
@@ -387,7 +388,7 @@ pub async fn list_members(
     state: AppState,
     auth: Auth,
     id: web::Path<uuid::Uuid>,
-    query: web::Query<MemberPageQuery>,
+    query: Query<MemberPageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page =
         KeyPageRequest::parse(query.limit, query.cursor.as_deref()).map_err(ValidationErrors)?;
@@ -432,7 +433,7 @@ pub async fn set_member(
     state: AppState,
     auth: Auth,
     path: web::Path<(uuid::Uuid, uuid::Uuid)>,
-    body: web::Json<LocationRoleRequest>,
+    body: Json<LocationRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, user) = path.into_inner();
     // `owner` parses, and the location refuses it: ownership is tenant-wide.

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use crate::error::ApiError;
 use crate::extract::Auth;
+use crate::input::{Json, Query};
 
 /// An amount of money in the currency's minor unit.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
@@ -155,7 +156,7 @@ pub struct MemberQuery {
 pub async fn list(
     state: AppState,
     auth: Auth,
-    query: web::Query<MemberQuery>,
+    query: Query<MemberQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let filter = MemberFilter::parse(
@@ -233,7 +234,7 @@ pub async fn update(
     state: AppState,
     auth: Auth,
     id: web::Path<uuid::Uuid>,
-    body: web::Json<UpdateMemberRequest>,
+    body: Json<UpdateMemberRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let update = ProfileUpdate::parse(
         body.job_title.as_ref().map(Option::as_deref),
@@ -276,7 +277,7 @@ pub async fn change_role(
     state: AppState,
     auth: Auth,
     id: web::Path<uuid::Uuid>,
-    body: web::Json<ChangeRoleRequest>,
+    body: Json<ChangeRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let role = Role::parse_field("role", &body.role).map_err(ValidationErrors::from)?;
     let member = state
@@ -397,7 +398,7 @@ pub async fn set_expertise(
     state: AppState,
     auth: Auth,
     id: web::Path<uuid::Uuid>,
-    body: web::Json<ExpertiseBody>,
+    body: Json<ExpertiseBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let expertise = Expertise::parse(
@@ -440,7 +441,7 @@ pub struct TransferOwnershipRequest {
 pub async fn transfer_ownership(
     state: AppState,
     auth: Auth,
-    body: web::Json<TransferOwnershipRequest>,
+    body: Json<TransferOwnershipRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let member = state
         .members

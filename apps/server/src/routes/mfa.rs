@@ -1,7 +1,7 @@
 //! Two-factor authentication: the signed-in account's TOTP factor and backup codes under
 //! `/api/v1/users/me/mfa`, and `POST /api/v1/auth/mfa/verify`, which completes a sign-in.
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post};
 use serde::{Deserialize, Serialize};
 use tenantry_identity::{Proof, SecondFactor};
 use tenantry_kernel::{FieldError, ValidationErrors};
@@ -11,6 +11,7 @@ use super::AppState;
 use super::auth::TokenResponse;
 use crate::error::ApiError;
 use crate::extract::{Auth, Client};
+use crate::input::Json;
 
 /// The account's TOTP factor.
 #[derive(Serialize, ToSchema)]
@@ -115,7 +116,7 @@ pub struct BackupCodesResponse {
 pub async fn confirm(
     state: AppState,
     auth: Auth,
-    body: web::Json<ConfirmTotpRequest>,
+    body: Json<ConfirmTotpRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let codes = state.mfa.confirm_totp(&auth.0, &body.code).await?;
     Ok(HttpResponse::Ok().json(BackupCodesResponse {
@@ -165,7 +166,7 @@ impl ProofRequest {
 pub async fn disable(
     state: AppState,
     auth: Auth,
-    body: web::Json<ProofRequest>,
+    body: Json<ProofRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let proof = body.into_inner().proof()?;
     state.mfa.disable_totp(&auth.0, proof).await?;
@@ -190,7 +191,7 @@ pub async fn disable(
 pub async fn regenerate(
     state: AppState,
     auth: Auth,
-    body: web::Json<ProofRequest>,
+    body: Json<ProofRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let proof = body.into_inner().proof()?;
     let codes = state.mfa.regenerate_backup_codes(&auth.0, proof).await?;
@@ -228,7 +229,7 @@ pub async fn verify(
     state: AppState,
     req: HttpRequest,
     client: Client,
-    body: web::Json<VerifyMfaRequest>,
+    body: Json<VerifyMfaRequest>,
 ) -> Result<HttpResponse, ApiError> {
     crate::ratelimit::gate_credentials(&state, &req, "mfa_verify", Some(&body.mfa_token)).await?;
     let body = body.into_inner();

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use crate::error::ApiError;
 use crate::extract::{Auth, IfMatch, etag};
+use crate::input::{Json, Query};
 
 /// A role of the tenant.
 #[derive(Serialize, ToSchema)]
@@ -94,7 +95,7 @@ pub struct RolePageQuery {
 pub async fn list(
     state: AppState,
     auth: Auth,
-    query: web::Query<RolePageQuery>,
+    query: Query<RolePageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page =
         KeyPageRequest::parse(query.limit, query.cursor.as_deref()).map_err(ValidationErrors)?;
@@ -140,7 +141,7 @@ pub struct CreateRoleRequest {
 pub async fn create(
     state: AppState,
     auth: Auth,
-    body: web::Json<CreateRoleRequest>,
+    body: Json<CreateRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let key = parse_role_key(&body.key);
     let input = RoleInput::parse(&body.name, body.description.as_deref(), &body.permissions);
@@ -217,7 +218,7 @@ pub async fn update(
     auth: Auth,
     id: web::Path<uuid::Uuid>,
     if_match: IfMatch,
-    body: web::Json<UpdateRoleRequest>,
+    body: Json<UpdateRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let input = RoleInput::parse(&body.name, body.description.as_deref(), &body.permissions)?;
     let role = state
@@ -333,7 +334,7 @@ pub async fn grant(
     state: AppState,
     auth: Auth,
     id: web::Path<uuid::Uuid>,
-    body: web::Json<GrantRoleRequest>,
+    body: Json<GrantRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let grant = state
         .roles
@@ -379,7 +380,7 @@ pub async fn revoke(
     state: AppState,
     auth: Auth,
     path: web::Path<(uuid::Uuid, uuid::Uuid)>,
-    query: web::Query<RevokeQuery>,
+    query: Query<RevokeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, role) = path.into_inner();
     state

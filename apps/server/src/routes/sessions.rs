@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use crate::error::ApiError;
 use crate::extract::{Auth, PageQuery};
+use crate::input::Query;
 
 /// One signed-in session (a device or browser).
 #[derive(Serialize, ToSchema)]
@@ -66,7 +67,7 @@ pub struct SessionList {
 pub async fn list_sessions(
     state: AppState,
     auth: Auth,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .identity

@@ -1,6 +1,6 @@
 //! The caller's own tenant and its settings.
 
-use actix_web::{HttpResponse, get, put, web};
+use actix_web::{HttpResponse, get, put};
 use serde::{Deserialize, Serialize};
 use tenantry_tenancy::{
     Branding, Limits, SecurityPolicy, StoredSettings, Tenant, TenantName, TenantSettings,
@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use crate::error::ApiError;
 use crate::extract::{Auth, IfMatch, etag};
+use crate::input::Json;
 
 /// A tenant.
 #[derive(Serialize, ToSchema)]
@@ -92,7 +93,7 @@ pub async fn update_current(
     state: AppState,
     auth: Auth,
     if_match: IfMatch,
-    body: web::Json<UpdateTenantRequest>,
+    body: Json<UpdateTenantRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let name =
         TenantName::parse("name", &body.name).map_err(tenantry_kernel::ValidationErrors::from)?;
@@ -314,7 +315,7 @@ pub async fn update_settings(
     state: AppState,
     auth: Auth,
     if_match: IfMatch,
-    body: web::Json<TenantSettingsBody>,
+    body: Json<TenantSettingsBody>,
 ) -> Result<HttpResponse, ApiError> {
     let stored = state
         .tenancy

@@ -1,0 +1,758 @@
+//! Request input read strictly: JSON bodies and query strings become typed values through one
+//! deserializer, so every request meets the same rules whatever its handler does.
+//!
+//! - A body is a JSON object; a struct is never filled from an array (serde's derive would
+//!   otherwise take `["a","b"]` for `{x, y}`, field by field in order).
+//! - No string anywhere in a body or a query — keys included — carries a control character
+//!   other than tab, line feed and carriage return ([`text::is_forbidden_control`]); NUL
+//!   never reaches a database.
+//! - Every error names its field by path (`branding.display_name`, `emails[2]`), in a 422.
+//!
+//! Bodies are parsed into a [`serde_json::Value`] first (within the body limit), then
+//! deserialized from it. Of a key given twice in one object the last one counts, as in most
+//! JSON parsers; a query parameter given twice is refused.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, dev::Payload, web};
+use futures::StreamExt as _;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer as _, Unexpected};
+use serde_json::{Map, Value};
+use tenantry_kernel::text::is_forbidden_control;
+
+use crate::error::{ApiError, ProblemField};
+
+/// The largest body a request may carry, in bytes (from `max_body_bytes`).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON body, read strictly (see the module documentation).
+pub struct Json<T>(pub T);
+
+impl<T> std::ops::Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> Json<T> {
+    /// The parsed body.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<BodyLimit>>()
+            .map_or(256 * 1024, |l| l.0);
+        let is_json = matches!(
+            req.mime_type(),
+            Ok(Some(m)) if m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json")
+        );
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "Unsupported media type",
+                )
+                .detail("send the body as application/json"));
+            }
+            let too_large = || {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "Payload too large",
+                )
+                .detail(format!("the body exceeds {limit} bytes"))
+            };
+            if declared.is_some_and(|n| n > limit) {
+                return Err(too_large());
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", "Malformed body")
+                        .detail("the body could not be read")
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_body(&body).map(Json)
+        })
+    }
+}
+
+/// Parses a JSON body: 400 for text that is not JSON, 422 naming the field for JSON of the
+/// wrong shape or with control characters.
+pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed body").detail(format!(
+            "the body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::validation(vec![ProblemField {
+            field: "body".into(),
+            code: "invalid_type".into(),
+            message: "the body must be a JSON object".into(),
+        }]));
+    }
+    deserialize(value, Source::Body)
+}
+
+/// A query string, read strictly (see the module documentation).
+pub struct Query<T>(pub T);
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> Query<T> {
+    /// The parsed parameters.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map(Query))
+    }
+}
+
+/// Parses a query string: every parameter once, by its name.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let mut map = Map::new();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if map.contains_key(key.as_ref()) {
+            return Err(ApiError::validation(vec![ProblemField {
+                field: key.into_owned(),
+                code: "duplicate_parameter".into(),
+                message: "this parameter is given more than once".into(),
+            }]));
+        }
+        map.insert(key.into_owned(), Value::String(value.into_owned()));
+    }
+    deserialize(Value::Object(map), Source::Query)
+}
+
+fn deserialize<T: DeserializeOwned>(value: Value, source: Source) -> Result<T, ApiError> {
+    let mut bad = Vec::new();
+    refuse_controls(&value, Path::Root, &mut bad);
+    if !bad.is_empty() {
+        return Err(ApiError::validation(bad));
+    }
+    T::deserialize(Strict {
+        value,
+        path: &Path::Root,
+        source,
+    })
+    .map_err(|e| ApiError::validation(vec![e.into_field(source)]))
+}
+
+/// Records every string (and key) under `value` that carries a forbidden control character.
+fn refuse_controls(value: &Value, path: Path<'_>, bad: &mut Vec<ProblemField>) {
+    let flag = |at: &Path<'_>, bad: &mut Vec<ProblemField>| {
+        bad.push(ProblemField {
+            field: at.render(),
+            code: "invalid_characters".into(),
+            message: "control characters other than line breaks and tabs are not allowed".into(),
+        });
+    };
+    match value {
+        Value::String(s) if s.chars().any(is_forbidden_control) => flag(&path, bad),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                refuse_controls(item, Path::Index(&path, i), bad);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let at = Path::Key(&path, key);
+                if key.chars().any(is_forbidden_control) {
+                    flag(&at, bad);
+                } else {
+                    refuse_controls(item, at, bad);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Where the input came from: query values arrive as text and are read as the type asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Body,
+    Query,
+}
+
+/// Where in the input a value sits.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        match self {
+            Path::Root => String::new(),
+            Path::Key(parent, key) => join(&parent.render(), key),
+            Path::Index(parent, i) => format!("{}[{i}]", parent.render()),
+        }
+    }
+}
+
+fn join(base: &str, key: &str) -> String {
+    if base.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{base}.{key}")
+    }
+}
+
+/// A deserialization error, placed at the innermost value it arose in.
+#[derive(Debug)]
+pub struct InputError {
+    /// The full path, once known.
+    field: Option<String>,
+    /// A field named relative to the object the error arose in (missing, unknown).
+    sub: Option<String>,
+    code: &'static str,
+    message: String,
+}
+
+impl InputError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: None,
+            sub: None,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn at(mut self, path: &Path<'_>) -> Self {
+        if self.field.is_none() {
+            let base = path.render();
+            self.field = Some(match self.sub.take() {
+                Some(sub) => join(&base, &sub),
+                None => base,
+            });
+        }
+        self
+    }
+
+    fn into_field(self, source: Source) -> ProblemField {
+        let field = self.field.filter(|f| !f.is_empty()).unwrap_or_else(|| {
+            match source {
+                Source::Body => "body",
+                Source::Query => "query",
+            }
+            .to_owned()
+        });
+        ProblemField {
+            field,
+            code: self.code.into(),
+            message: self.message,
+        }
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+impl de::Error for InputError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Self::new("invalid", msg.to_string())
+    }
+
+    fn invalid_type(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Self {
+        Self::new("invalid_type", format!("expected {exp}, found {unexp}"))
+    }
+
+    fn invalid_value(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Self {
+        let code = match unexp {
+            Unexpected::Signed(_) | Unexpected::Unsigned(_) | Unexpected::Float(_) => {
+                "out_of_range"
+            }
+            _ => "invalid",
+        };
+        Self::new(code, format!("expected {exp}, found {unexp}"))
+    }
+
+    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
+        Self::new(
+            "invalid_choice",
+            format!("`{variant}` is not one of: {}", expected.join(", ")),
+        )
+    }
+
+    fn unknown_field(field: &str, _expected: &'static [&'static str]) -> Self {
+        Self {
+            sub: Some(field.to_owned()),
+            ..Self::new("unknown_field", "this field is not accepted")
+        }
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        Self {
+            sub: Some(field.to_owned()),
+            ..Self::new("required", "this field is required")
+        }
+    }
+
+    fn duplicate_field(field: &'static str) -> Self {
+        Self {
+            sub: Some(field.to_owned()),
+            ..Self::new("duplicate_field", "this field is given more than once")
+        }
+    }
+}
+
+fn unexpected(value: &Value) -> Unexpected<'_> {
+    match value {
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Unexpected::Unsigned(u),
+            (None, Some(i)) => Unexpected::Signed(i),
+            _ => Unexpected::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => Unexpected::Str(s),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
+    }
+}
+
+/// One value of the input and where it sits.
+struct Strict<'p> {
+    value: Value,
+    path: &'p Path<'p>,
+    source: Source,
+}
+
+impl Strict<'_> {
+    fn refuse(&self, expected: &str) -> InputError {
+        InputError::new(
+            "invalid_type",
+            format!("expected {expected}, found {}", unexpected(&self.value)),
+        )
+    }
+
+    /// A query value read as a number or a boolean when the type asks for one.
+    fn read_text<'de, V: de::Visitor<'de>>(
+        self,
+        visitor: V,
+        read: fn(&str) -> Option<Value>,
+    ) -> Result<V::Value, InputError> {
+        match (&self.value, self.source) {
+            (Value::String(s), Source::Query) => match read(s) {
+                Some(v) => Strict { value: v, ..self }.any(visitor),
+                None => Err(self.refuse(match read("1") {
+                    Some(Value::Bool(_)) => "true or false",
+                    _ => "a number",
+                })),
+            },
+            _ => self.any(visitor),
+        }
+    }
+
+    fn any<'de, V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
+        let (path, source) = (self.path, self.source);
+        match self.value {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(b),
+            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => visitor.visit_u64(u),
+                (None, Some(i), _) => visitor.visit_i64(i),
+                (_, _, Some(f)) => visitor.visit_f64(f),
+                _ => Err(InputError::new("invalid_type", "a number out of range")),
+            },
+            Value::String(s) => visitor.visit_string(s),
+            Value::Array(items) => visitor.visit_seq(Items {
+                items: items.into_iter().enumerate(),
+                path,
+                source,
+            }),
+            Value::Object(map) => visitor.visit_map(Entries {
+                entries: map.into_iter(),
+                pending: None,
+                path,
+                source,
+            }),
+        }
+    }
+}
+
+fn read_bool(s: &str) -> Option<Value> {
+    match s {
+        "true" => Some(Value::Bool(true)),
+        "false" => Some(Value::Bool(false)),
+        _ => None,
+    }
+}
+
+fn read_number(s: &str) -> Option<Value> {
+    if let Ok(u) = s.parse::<u64>() {
+        return Some(Value::from(u));
+    }
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(Value::from(i));
+    }
+    s.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(Value::from)
+}
+
+macro_rules! numbers {
+    ($($method:ident)*) => {$(
+        fn $method<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
+            let path = self.path;
+            self.read_text(visitor, read_number).map_err(|e| e.at(path))
+        }
+    )*};
+}
+
+impl<'de> de::Deserializer<'de> for Strict<'_> {
+    type Error = InputError;
+
+    fn deserialize_any<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
+        let path = self.path;
+        self.any(visitor).map_err(|e| e.at(path))
+    }
+
+    numbers! {
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+        deserialize_f32 deserialize_f64
+    }
+
+    fn deserialize_bool<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
+        let path = self.path;
+        self.read_text(visitor, read_bool).map_err(|e| e.at(path))
+    }
+
+    fn deserialize_option<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
+        let path = self.path;
+        match self.value {
+            // A query parameter that is there is some value; `null` exists only in JSON.
+            Value::Null if self.source == Source::Body => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+        .map_err(|e| e.at(path))
+    }
+
+    fn deserialize_struct<V: de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, InputError> {
+        let path = self.path;
+        if self.value.is_object() {
+            self.any(visitor)
+        } else {
+            Err(self.refuse("an object"))
+        }
+        .map_err(|e| e.at(path))
+    }
+
+    fn deserialize_map<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
+        let path = self.path;
+        if self.value.is_object() {
+            self.any(visitor)
+        } else {
+            Err(self.refuse("an object"))
+        }
+        .map_err(|e| e.at(path))
+    }
+
+    fn deserialize_seq<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
+        let path = self.path;
+        if self.value.is_array() {
+            self.any(visitor)
+        } else {
+            Err(self.refuse("an array"))
+        }
+        .map_err(|e| e.at(path))
+    }
+
+    fn deserialize_tuple<V: de::Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, InputError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, InputError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_enum<V: de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, InputError> {
+        let path = self.path;
+        match self.value {
+            // Request enums are names; a variant that carries data is not part of the API.
+            Value::String(s) => visitor.visit_enum(s.into_deserializer()),
+            _ => Err(self.refuse("a string")),
+        }
+        .map_err(|e| e.at(path))
+    }
+
+    fn deserialize_newtype_struct<V: de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, InputError> {
+        let path = self.path;
+        visitor.visit_newtype_struct(self).map_err(|e| e.at(path))
+    }
+
+    fn deserialize_ignored_any<V: de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, InputError> {
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        char str string bytes byte_buf unit unit_struct identifier
+    }
+}
+
+/// The items of an array, each at its index.
+struct Items<'p> {
+    items: std::iter::Enumerate<std::vec::IntoIter<Value>>,
+    path: &'p Path<'p>,
+    source: Source,
+}
+
+impl<'de> de::SeqAccess<'de> for Items<'_> {
+    type Error = InputError;
+
+    fn next_element_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<Option<S::Value>, InputError> {
+        let Some((i, value)) = self.items.next() else {
+            return Ok(None);
+        };
+        let path = Path::Index(self.path, i);
+        seed.deserialize(Strict {
+            value,
+            path: &path,
+            source: self.source,
+        })
+        .map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+}
+
+/// The entries of an object, each value under its key.
+struct Entries<'p> {
+    entries: serde_json::map::IntoIter,
+    pending: Option<(String, Value)>,
+    path: &'p Path<'p>,
+    source: Source,
+}
+
+impl<'de> de::MapAccess<'de> for Entries<'_> {
+    type Error = InputError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, InputError> {
+        let Some((key, value)) = self.entries.next() else {
+            return Ok(None);
+        };
+        let read = seed.deserialize(de::value::StrDeserializer::<InputError>::new(&key));
+        self.pending = Some((key, value));
+        read.map(Some)
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<S::Value, InputError> {
+        let Some((key, value)) = self.pending.take() else {
+            return Err(InputError::new("invalid", "a value without its key"));
+        };
+        let path = Path::Key(self.path, &key);
+        seed.deserialize(Strict {
+            value,
+            path: &path,
+            source: self.source,
+        })
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        name: String,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        title: Option<String>,
+        inner: Option<Inner>,
+        #[serde(default)]
+        features: BTreeMap<String, bool>,
+        #[serde(default)]
+        limit: Option<u32>,
+        #[serde(default)]
+        on: Option<bool>,
+    }
+
+    fn problem(result: Result<Outer, ApiError>) -> Vec<(String, String)> {
+        result.unwrap_err().field_codes()
+    }
+
+    fn pair(field: &str, code: &str) -> (String, String) {
+        (field.to_owned(), code.to_owned())
+    }
+
+    #[test]
+    fn a_struct_is_never_filled_from_an_array() {
+        assert_eq!(
+            problem(parse_body(br#"["CTO via array", "+41 44 668 18 00"]"#)),
+            [pair("body", "invalid_type")]
+        );
+        assert_eq!(
+            problem(parse_body(br#"{"inner": ["Ada", []]}"#)),
+            [pair("inner", "invalid_type")]
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused_anywhere_and_every_one_is_named() {
+        let found = problem(parse_body(
+            br#"{"title": "a\u0000b", "inner": {"name": "x", "tags": ["ok", "\u001b[1m"]}, "features": {"a\u0007": true}}"#,
+        ));
+        assert_eq!(
+            found,
+            [
+                pair("features.a\u{7}", "invalid_characters"),
+                pair("inner.tags[1]", "invalid_characters"),
+                pair("title", "invalid_characters"),
+            ]
+        );
+        let ok: Outer = parse_body(br#"{"title": "line\nbreak\tand tab\r\n"}"#).unwrap();
+        assert_eq!(ok.title.as_deref(), Some("line\nbreak\tand tab\r\n"));
+    }
+
+    #[test]
+    fn shape_errors_name_their_field_by_path() {
+        assert_eq!(
+            problem(parse_body(br#"{"inner": {"name": 5}}"#)),
+            [pair("inner.name", "invalid_type")]
+        );
+        assert_eq!(
+            problem(parse_body(br#"{"inner": {}}"#)),
+            [pair("inner.name", "required")]
+        );
+        assert_eq!(
+            problem(parse_body(br#"{"inner": {"name": "a", "extra": 1}}"#)),
+            [pair("inner.extra", "unknown_field")]
+        );
+        assert_eq!(
+            problem(parse_body(br#"{"inner": {"name": "a", "tags": ["x", 3]}}"#)),
+            [pair("inner.tags[1]", "invalid_type")]
+        );
+        assert_eq!(
+            problem(parse_body(br#"{"limit": -1}"#)),
+            [pair("limit", "out_of_range")]
+        );
+    }
+
+    #[test]
+    fn query_values_are_read_as_the_types_asked_for() {
+        let q: Outer = parse_query("limit=20&on=true&title=a+b%21").unwrap();
+        assert_eq!(
+            (q.limit, q.on, q.title.as_deref()),
+            (Some(20), Some(true), Some("a b!"))
+        );
+        assert_eq!(
+            problem(parse_query("limit=abc")),
+            [pair("limit", "invalid_type")]
+        );
+        assert_eq!(problem(parse_query("on=yes")), [pair("on", "invalid_type")]);
+        assert_eq!(
+            problem(parse_query("title=%00")),
+            [pair("title", "invalid_characters")]
+        );
+        assert_eq!(
+            problem(parse_query("title=a&title=b")),
+            [pair("title", "duplicate_parameter")]
+        );
+        assert_eq!(
+            problem(parse_query("nope=1")),
+            [pair("nope", "unknown_field")]
+        );
+    }
+}
