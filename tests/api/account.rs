@@ -265,3 +265,29 @@ async fn an_expired_reset_link_is_gone(app: TestApp) {
     tokens(&app, &account.email, &account.password).await;
 }
 on_both_databases!(an_expired_reset_link_is_gone);
+
+async fn changing_the_password_voids_every_reset_link_mailed_before(app: TestApp) {
+    let account = app.register("careful@example.com", "Careful").await;
+    app.run_pending_jobs().await;
+    app.mail.next_message().await; // the verification email
+    let token = ask_for_reset(&app, &account.email).await;
+    let res = app
+        .post_authed(
+            "/api/v1/auth/change-password",
+            &account.access_token,
+            Some(
+                json!({"current_password": account.password, "new_password": "changed on purpose"}),
+            ),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // Whoever holds the old link cannot undo the change.
+    assert_problem(
+        reset(&app, &token, "an attacker's choice").await,
+        StatusCode::CONFLICT,
+        "token_used",
+    )
+    .await;
+    tokens(&app, &account.email, "changed on purpose").await;
+}
+on_both_databases!(changing_the_password_voids_every_reset_link_mailed_before);

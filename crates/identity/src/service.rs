@@ -324,6 +324,40 @@ pub(crate) async fn insert_account(
     }
 }
 
+/// Replaces `user`'s password hash inside `txn` — only while the account is still at
+/// `expected_version`, when one is given — and voids every outstanding password-reset token of
+/// the account, so that no link mailed before the change can undo it. Answers whether the
+/// account was changed.
+async fn replace_password(
+    txn: &DatabaseTransaction,
+    user: UserId,
+    password_hash: String,
+    expected_version: Option<i32>,
+    now: DateTime<Utc>,
+) -> Result<bool, IdentityError> {
+    let mut update = user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+        .col_expr(
+            user::Column::Version,
+            Expr::col(user::Column::Version).add(1),
+        )
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(user.0));
+    if let Some(version) = expected_version {
+        update = update.filter(user::Column::Version.eq(version));
+    }
+    if update.exec(txn).await?.rows_affected != 1 {
+        return Ok(false);
+    }
+    password_reset::Entity::update_many()
+        .col_expr(password_reset::Column::UsedAt, Expr::value(now))
+        .filter(password_reset::Column::UserId.eq(user.0))
+        .filter(password_reset::Column::UsedAt.is_null())
+        .exec(txn)
+        .await?;
+    Ok(true)
+}
+
 /// The role of an active member of an active tenant; `none` is the error for a non-member.
 fn active_role(access: MemberAccess, none: IdentityError) -> Result<Role, IdentityError> {
     match access {
@@ -797,15 +831,7 @@ impl IdentityService for SeaIdentity {
         let txn = begin_write(&self.db).await?;
         // Guarded by the version read above: a concurrent change of the same account wins
         // once, the other retries against the new password.
-        let updated = user::Entity::update_many()
-            .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
-            .col_expr(user::Column::Version, Expr::value(account.version + 1))
-            .col_expr(user::Column::UpdatedAt, Expr::value(now))
-            .filter(user::Column::Id.eq(user_id.0))
-            .filter(user::Column::Version.eq(account.version))
-            .exec(&txn)
-            .await?;
-        if updated.rows_affected != 1 {
+        if !replace_password(&txn, user_id, password_hash, Some(account.version), now).await? {
             return Err(IdentityError::WrongPassword);
         }
         let ended =
@@ -941,22 +967,7 @@ impl IdentityService for SeaIdentity {
         if claimed.rows_affected != 1 {
             return Err(IdentityError::TokenUsed(TokenKind::PasswordReset));
         }
-        password_reset::Entity::update_many()
-            .col_expr(password_reset::Column::UsedAt, Expr::value(now))
-            .filter(password_reset::Column::UserId.eq(user_id.0))
-            .filter(password_reset::Column::UsedAt.is_null())
-            .exec(&txn)
-            .await?;
-        user::Entity::update_many()
-            .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
-            .col_expr(
-                user::Column::Version,
-                Expr::col(user::Column::Version).add(1),
-            )
-            .col_expr(user::Column::UpdatedAt, Expr::value(now))
-            .filter(user::Column::Id.eq(user_id.0))
-            .exec(&txn)
-            .await?;
+        replace_password(&txn, user_id, password_hash, None, now).await?;
         let ended = sessions::revoke_all_of_user(&txn, user_id, None, "password_reset").await?;
         self.audit
             .record(
