@@ -2,6 +2,7 @@
 //! Each database test runs on SQLite and on PostgreSQL (`TEST_DATABASE_URL`).
 
 mod access;
+mod access_tokens;
 mod account;
 mod api_keys;
 mod audit;

@@ -52,6 +52,10 @@ impl std::fmt::Debug for TokenSigner {
     }
 }
 
+/// Seconds of clock difference tolerated on `exp`, `nbf` and `iat`: servers behind one load
+/// balancer disagree by milliseconds, not minutes.
+const LEEWAY_SECS: u64 = 5;
+
 /// PKCS#8 v1 prefix for an Ed25519 private key (RFC 8410 §7); the 32-byte seed follows.
 const PKCS8_ED25519_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
@@ -71,7 +75,8 @@ impl TokenSigner {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
-        validation.leeway = 5;
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         Self {
             kid,
             encoding: EncodingKey::from_ed_der(&der),
@@ -119,10 +124,23 @@ impl TokenSigner {
         jsonwebtoken::encode(&header, &claims, &self.encoding)
     }
 
-    /// Verifies signature, algorithm, issuer and expiry, and returns the claims.
+    /// Verifies the key id, signature, algorithm, issuer, expiry and not-before, and that the
+    /// token was not issued in the future; returns the claims.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, jsonwebtoken::errors::Error> {
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map(|d| d.claims)
+        use jsonwebtoken::errors::ErrorKind;
+        // A token naming another key (or none) was not signed by this one: refused before the
+        // signature is even checked, so a key rotation can never be confused.
+        let header = jsonwebtoken::decode_header(token)?;
+        if header.kid.as_deref() != Some(self.kid.as_str()) {
+            return Err(ErrorKind::InvalidKeyFormat.into());
+        }
+        let claims =
+            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)?.claims;
+        let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(0);
+        if claims.iat > Utc::now().timestamp() + leeway {
+            return Err(ErrorKind::ImmatureSignature.into());
+        }
+        Ok(claims)
     }
 
     /// The JSON Web Key Set publishing the verification key.
@@ -184,6 +202,54 @@ mod tests {
         let signer = TokenSigner::from_seed(&[3; 32], "iss", -60);
         let token = signer.issue("u", "t", "s", None).unwrap();
         assert!(signer.verify(&token).is_err());
+    }
+
+    /// Signs `claims` with the signer's own key under `kid`.
+    fn forge(signer: &TokenSigner, claims: &serde_json::Value, kid: Option<&str>) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &signer.encoding).unwrap()
+    }
+
+    #[test]
+    fn claims_in_the_future_or_past_and_unknown_keys_are_refused() {
+        let signer = TokenSigner::from_seed(&[5; 32], "iss", 900);
+        let now = Utc::now().timestamp();
+        let claims = |iat: i64, exp: i64, nbf: Option<i64>| {
+            let mut c = serde_json::json!({"iss": "iss", "sub": "u", "tid": "t", "sid": "s",
+                "jti": "j", "iat": iat, "exp": exp});
+            if let Some(nbf) = nbf {
+                c["nbf"] = nbf.into();
+            }
+            c
+        };
+        let kid = signer.kid().to_owned();
+        let good = forge(&signer, &claims(now, now + 900, Some(now)), Some(&kid));
+        assert!(signer.verify(&good).is_ok());
+        for (what, token) in [
+            (
+                "nbf ahead",
+                forge(&signer, &claims(now, now + 900, Some(now + 60)), Some(&kid)),
+            ),
+            (
+                "iat ahead",
+                forge(&signer, &claims(now + 60, now + 900, None), Some(&kid)),
+            ),
+            (
+                "expired 30 s ago",
+                forge(&signer, &claims(now - 930, now - 30, None), Some(&kid)),
+            ),
+            (
+                "unknown kid",
+                forge(&signer, &claims(now, now + 900, None), Some("other")),
+            ),
+            (
+                "no kid",
+                forge(&signer, &claims(now, now + 900, None), None),
+            ),
+        ] {
+            assert!(signer.verify(&token).is_err(), "{what} was accepted");
+        }
     }
 
     #[test]
