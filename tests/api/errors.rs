@@ -153,3 +153,41 @@ async fn responses_carry_request_ids_and_security_headers(app: TestApp) {
     assert_eq!(body["status"], "ok");
 }
 on_both_databases!(responses_carry_request_ids_and_security_headers);
+
+/// Sends `request` as it is (no client normalises its path) and answers the status, the
+/// headers (lowercased) and the body.
+pub async fn raw_exchange(app: &TestApp, request: &[u8]) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let port = app.address.rsplit(':').next().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_lowercase(), body.to_owned())
+}
+
+async fn answers_from_outside_the_handlers_are_problems_too(app: TestApp) {
+    let (status, head, body) = raw_exchange(
+        &app,
+        b"GET /api/docs/../../etc/passwd HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 404, "{head}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["code"], "not_found");
+    assert!(problem["request_id"].is_string());
+}
+on_both_databases!(answers_from_outside_the_handlers_are_problems_too);

@@ -100,6 +100,7 @@ fn http_server(platform: Arc<Platform>, listener: TcpListener) -> anyhow::Result
                 cors,
             ))
             .wrap(from_fn(crate::ratelimit::headers_middleware))
+            .wrap(from_fn(crate::error::every_error_a_problem))
             .wrap(from_fn(move |req, next| security_headers(req, next, hsts)))
             .wrap(from_fn(request_id::middleware))
             .configure(routes::configure)

@@ -3,8 +3,11 @@
 //! Domain errors map to a status and a stable `code`; unexpected ones are logged with their
 //! cause chain and answered with a bare 500 carrying only the request id.
 
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use tenantry_identity::IdentityError;
@@ -221,6 +224,65 @@ impl ResponseError for ApiError {
         }
         res.json(body)
     }
+}
+
+impl ApiError {
+    /// The problem for a bare error status some component answered with (a static-file
+    /// service's 404, a 405), named after the status.
+    #[must_use]
+    pub fn from_status(status: StatusCode) -> Self {
+        let code = match status.as_u16() {
+            400 => "bad_request",
+            401 => "unauthenticated",
+            403 => "forbidden",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            406 => "not_acceptable",
+            408 => "request_timeout",
+            411 => "length_required",
+            413 => "payload_too_large",
+            414 => "uri_too_long",
+            415 => "unsupported_media_type",
+            431 => "headers_too_large",
+            503 => "service_unavailable",
+            500..=599 => "internal_error",
+            _ => "client_error",
+        };
+        Self::new(status, code, status.canonical_reason().unwrap_or("Error"))
+    }
+}
+
+/// Middleware: every error answer is a problem document. Tenantry's own errors already are;
+/// this catches what other components answer on their own (a bare 404 from the documentation
+/// service), keeping their headers. (Handlers' errors reach it as responses: actix renders
+/// them where they arise.)
+pub async fn every_error_a_problem(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if res.status().as_u16() < 400 || is_problem {
+        return Ok(res.map_into_left_body());
+    }
+    Ok(as_problem(res).map_into_right_body())
+}
+
+fn as_problem<B>(res: ServiceResponse<B>) -> ServiceResponse<BoxBody> {
+    let (req, old) = res.into_parts();
+    let mut problem = ApiError::from_status(old.status()).error_response();
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+            && !problem.headers().contains_key(name)
+        {
+            problem.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    ServiceResponse::new(req, problem)
 }
 
 impl From<FieldError> for ProblemField {
