@@ -12,7 +12,7 @@ use crate::on_both_databases;
 
 /// An RFC 6238 authenticator, written from the RFC: HMAC-SHA-1 over the 30-second step,
 /// dynamic truncation, six digits.
-fn code_at(secret_base32: &str, unix: u64) -> String {
+pub(crate) fn code_at(secret_base32: &str, unix: u64) -> String {
     let key = base32_decode(secret_base32);
     let mut mac = Hmac::<Sha1>::new_from_slice(&key).unwrap();
     mac.update(&(unix / 30).to_be_bytes());
@@ -42,7 +42,7 @@ fn base32_decode(s: &str) -> Vec<u8> {
     out
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -51,7 +51,7 @@ fn now() -> u64 {
 
 /// Enrolls and confirms a factor for `who`, answering the secret and the backup codes. The
 /// confirming code is the current step's.
-async fn enable(app: &TestApp, who: &Account) -> (String, Vec<String>) {
+pub(crate) async fn enable(app: &TestApp, who: &Account) -> (String, Vec<String>) {
     let res = app
         .post_authed("/api/v1/users/me/mfa/totp", &who.access_token, None)
         .await;

@@ -240,3 +240,184 @@ on_both_databases!(
     behind_a_trusted_proxy_the_forwarded_client_is_limited,
     settings = |s| s.trusted_proxies = vec!["127.0.0.1".to_owned()]
 );
+
+/// The allowance of the credential-limit test: small, so each check is run out quickly.
+const SMALL: u32 = 8;
+
+/// A request from `client` as forwarded by the trusted proxy, with `token` if any.
+async fn forwarded(
+    app: &TestApp,
+    client: String,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Response {
+    let mut req = app
+        .client
+        .post(app.url(path))
+        .header("x-forwarded-for", client)
+        .json(&body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    req.send().await.unwrap()
+}
+
+/// Sends `attempt(i)` (each from another address) until one is refused with 429; asserts that
+/// exactly `answered` were answered before, each with `status`.
+async fn run_out<F, Fut>(answered: u32, status: StatusCode, attempt: F)
+where
+    F: Fn(u32) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    for i in 0..answered {
+        let res = attempt(i).await;
+        assert_eq!(res.status(), status, "attempt {i}");
+    }
+    assert_limited(attempt(answered).await, u64::from(SMALL)).await;
+}
+
+async fn every_check_of_a_secret_is_on_the_credential_limit(app: TestApp) {
+    let addr = |scenario: u32, i: u32| format!("198.51.{scenario}.{i}");
+    let (a, b, c, d) = (
+        app.register("a@example.com", "A").await,
+        app.register("b@example.com", "B").await,
+        app.register("c@example.com", "C").await,
+        app.register("d@example.com", "D").await,
+    );
+    let wrong = json!({"current_password": "not the password", "new_password": "a new password"});
+
+    // A password change, from rotating addresses: the account's allowance, then 429 — also
+    // for the right password.
+    run_out(SMALL, StatusCode::FORBIDDEN, |i| {
+        forwarded(
+            &app,
+            addr(1, i),
+            "/api/v1/auth/change-password",
+            Some(&a.access_token),
+            wrong.clone(),
+        )
+    })
+    .await;
+    let right = json!({"current_password": a.password, "new_password": "a new password"});
+    let res = forwarded(
+        &app,
+        "198.51.1.200".into(),
+        "/api/v1/auth/change-password",
+        Some(&a.access_token),
+        right,
+    )
+    .await;
+    assert_limited(res, u64::from(SMALL)).await;
+
+    // Confirming an enrollment with wrong codes.
+    let res = app
+        .post_authed("/api/v1/users/me/mfa/totp", &b.access_token, None)
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    run_out(SMALL, StatusCode::FORBIDDEN, |i| {
+        forwarded(
+            &app,
+            addr(2, i),
+            "/api/v1/users/me/mfa/totp/confirm",
+            Some(&b.access_token),
+            json!({"code": "000000"}),
+        )
+    })
+    .await;
+
+    // Disabling the factor by password shares the account's password allowance with every
+    // other password check; by code, and regenerating backup codes, the code allowance (of
+    // which confirming the factor took one).
+    let (_, _) = crate::mfa::enable(&app, &c).await;
+    run_out(SMALL, StatusCode::FORBIDDEN, |i| {
+        forwarded(
+            &app,
+            addr(3, i),
+            "/api/v1/users/me/mfa/totp/disable",
+            Some(&c.access_token),
+            json!({"password": "not it"}),
+        )
+    })
+    .await;
+    let (_, _) = crate::mfa::enable(&app, &d).await;
+    run_out(SMALL - 1, StatusCode::FORBIDDEN, |i| {
+        let path = if i % 2 == 0 {
+            "/api/v1/users/me/mfa/totp/disable"
+        } else {
+            "/api/v1/users/me/mfa/backup-codes"
+        };
+        forwarded(
+            &app,
+            addr(4, i),
+            path,
+            Some(&d.access_token),
+            json!({"code": "000000"}),
+        )
+    })
+    .await;
+
+    // A second factor at sign-in is counted on the account, not the challenge: signing in
+    // again from another address opens a new challenge, but no new allowance.
+    let e = app.register("e@example.com", "E").await;
+    let (secret, _) = crate::mfa::enable(&app, &e).await;
+    let login = |client: &'static str| {
+        forwarded(
+            &app,
+            client.into(),
+            "/api/v1/auth/login",
+            None,
+            json!({"email": e.email, "password": e.password}),
+        )
+    };
+    let verify = |client: String, token: String, code: String| {
+        forwarded(
+            &app,
+            client,
+            "/api/v1/auth/mfa/verify",
+            None,
+            json!({"mfa_token": token, "code": code}),
+        )
+    };
+    let mfa_token = |res: Response| async move {
+        res.json::<Value>().await.unwrap()["mfa_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = mfa_token(login("198.51.5.100").await).await;
+    for i in 0..5 {
+        let res = verify(addr(5, i), first.clone(), "000000".into()).await;
+        assert_problem(res, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    }
+    let second = mfa_token(login("198.51.5.101").await).await;
+    for i in 5..SMALL - 1 {
+        let res = verify(addr(5, i), second.clone(), "000000".into()).await;
+        assert_problem(res, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    }
+    let right = crate::mfa::code_at(&secret, crate::mfa::now());
+    assert_limited(
+        verify(addr(5, SMALL), second, right).await,
+        u64::from(SMALL),
+    )
+    .await;
+
+    // Mailed tokens are counted by address too (verification had no limit at all).
+    run_out(SMALL, StatusCode::BAD_REQUEST, |_| {
+        forwarded(
+            &app,
+            "198.51.9.9".into(),
+            "/api/v1/auth/verify-email",
+            None,
+            json!({"token": "a guess"}),
+        )
+    })
+    .await;
+}
+on_both_databases!(
+    every_check_of_a_secret_is_on_the_credential_limit,
+    settings = |s| {
+        s.auth_requests_per_minute = super::SMALL;
+        s.trusted_proxies = vec!["127.0.0.1".to_owned()];
+    }
+);

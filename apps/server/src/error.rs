@@ -588,6 +588,15 @@ impl From<IdentityError> for ApiError {
                 "already_member",
                 "the account already belongs to the tenant",
             ),
+            E::TooManyAttempts(t) => {
+                crate::ratelimit::refused(tenantry_platform::ratelimit::Decision {
+                    allowed: false,
+                    limit: t.limit,
+                    remaining: 0,
+                    reset_secs: t.reset_secs,
+                    retry_after_secs: t.retry_after_secs,
+                })
+            }
             E::Overloaded => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",

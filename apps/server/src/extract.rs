@@ -81,7 +81,6 @@ impl FromRequest for Auth {
             .map(|p| Arc::clone(p));
         let client = client_meta(req);
         let path = req.path().to_owned();
-        let http = req.clone();
         // `Some(None)`: the header is there but names no location.
         let location = req.headers().get(LOCATION_HEADER).map(|v| {
             v.to_str()
@@ -125,7 +124,7 @@ impl FromRequest for Auth {
                      /api/v1/users/me/mfa/totp and confirm it; this session can do nothing else",
                 ));
             }
-            crate::ratelimit::gate_api(&platform, &http, &ctx).await?;
+            crate::ratelimit::gate_api(&platform, &ctx).await?;
             Ok(Auth(ctx))
         })
     }

@@ -122,11 +122,13 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The credential endpoints limited per client address and per account.
-const CREDENTIAL_OPERATIONS: [&str; 7] = [
+/// The unauthenticated operations that check a secret or mail one, limited per client
+/// address and per account (authenticated ones answer 429 anyway).
+const CREDENTIAL_OPERATIONS: [&str; 8] = [
     "register_user",
     "login_user",
     "verify_mfa",
+    "verify_email",
     "request_password_reset",
     "reset_password",
     "preview_invitation",

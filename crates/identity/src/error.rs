@@ -155,6 +155,9 @@ pub enum IdentityError {
     /// The API key is revoked or expired, so it cannot change.
     #[error("the API key is {0}")]
     ApiKeyNotActive(&'static str),
+    /// Too many attempts at a secret from the client's address or on the account.
+    #[error(transparent)]
+    TooManyAttempts(#[from] tenantry_kernel::Throttled),
     /// Password hashing is saturated; the request was shed.
     #[error("too many sign-ins at once; retry shortly")]
     Overloaded,

@@ -20,8 +20,8 @@ use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
 use tenantry_kernel::db::{begin_write, is_unique_violation};
 use tenantry_kernel::{
-    Actor, AuditEntry, ClientMeta, Event, FieldError, LocationId, Page, PageRequest, Permission,
-    RequestContext, Role, TenantId, UserId, ValidationErrors,
+    Actor, Attempt, AuditEntry, ClientMeta, Event, FieldError, LocationId, Page, PageRequest,
+    Permission, RequestContext, Role, TenantId, UserId, ValidationErrors,
 };
 use tenantry_tenancy::{NewMember, TenancyError};
 use uuid::Uuid;
@@ -356,7 +356,11 @@ pub trait InvitationService: Send + Sync {
     async fn revoke_invitation(&self, ctx: &RequestContext, id: Uuid) -> Result<(), IdentityError>;
 
     /// What an invitation token offers, checked as accepting would check it.
-    async fn preview_invitation(&self, token: &str) -> Result<InvitationPreview, IdentityError>;
+    async fn preview_invitation(
+        &self,
+        token: &str,
+        client: &ClientMeta,
+    ) -> Result<InvitationPreview, IdentityError>;
 
     /// Accepts an invitation: creates the account (with `name` and `password`) or adds the
     /// membership to the account that uses the address.
@@ -575,17 +579,22 @@ impl SeaIdentity {
     }
 
     /// The invitation a presented token names, checked for acceptance at `now`.
+    /// Every look-up of a presented token is an attempt, counted from the client's address
+    /// and on the invited address.
     async fn usable_invitation(
         &self,
         presented: &str,
         now: DateTime<Utc>,
+        client: &ClientMeta,
     ) -> Result<invitation::Model, IdentityError> {
+        self.attempts.by_address(Attempt::Token, client).await?;
         let row = invitation::Entity::find()
             .filter(invitation::Column::TokenHash.eq(token_hash(presented)))
             .filter(invitation::Column::DeletedAt.is_null())
             .one(&self.db)
             .await?
             .ok_or(IdentityError::InvalidToken(TokenKind::Invitation))?;
+        self.attempts.on_account(Attempt::Token, &row.email).await?;
         match InvitationStatus::of(&row, now) {
             InvitationStatus::Pending => Ok(row),
             InvitationStatus::Accepted => Err(IdentityError::TokenUsed(TokenKind::Invitation)),
@@ -941,8 +950,12 @@ impl InvitationService for SeaIdentity {
         Ok(())
     }
 
-    async fn preview_invitation(&self, token: &str) -> Result<InvitationPreview, IdentityError> {
-        let row = self.usable_invitation(token, Utc::now()).await?;
+    async fn preview_invitation(
+        &self,
+        token: &str,
+        client: &ClientMeta,
+    ) -> Result<InvitationPreview, IdentityError> {
+        let row = self.usable_invitation(token, Utc::now(), client).await?;
         let tenant_name = self.tenant_display_name(TenantId(row.tenant_id)).await?;
         let inviter_name = self.user_name(row.invited_by).await?;
         let account_exists = user::Entity::find()
@@ -969,7 +982,7 @@ impl InvitationService for SeaIdentity {
         client: &ClientMeta,
     ) -> Result<Accepted, IdentityError> {
         let now = Utc::now();
-        let row = self.usable_invitation(token, now).await?;
+        let row = self.usable_invitation(token, now, client).await?;
         let tenant = TenantId(row.tenant_id);
         let role = role_of(&row);
         let existing = user::Entity::find()

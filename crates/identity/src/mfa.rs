@@ -19,7 +19,7 @@ use serde_json::json;
 use tenantry_kernel::crypto::{constant_time_eq, new_token, random_bytes, token_hash};
 use tenantry_kernel::db::begin_write;
 use tenantry_kernel::{
-    Actor, AuditEntry, ClientMeta, LocationId, RequestContext, SessionId, TenantId, UserId,
+    Actor, Attempt, AuditEntry, ClientMeta, LocationId, RequestContext, SessionId, TenantId, UserId,
 };
 use totp_rs::{Algorithm, TOTP};
 
@@ -248,22 +248,30 @@ impl SeaIdentity {
         Ok(won.rows_affected == 1)
     }
 
+    /// Checks that the holder of `user`'s account is present, counting the attempt. Runs
+    /// outside any transaction: a password check takes tens of milliseconds, too long to hold
+    /// a write lock for.
     async fn check_proof(
         &self,
-        conn: &impl ConnectionTrait,
         user: UserId,
         proof: Proof,
+        client: &ClientMeta,
     ) -> Result<(), IdentityError> {
+        let account = user.to_string();
         let ok = match proof {
-            Proof::Code(code) => self.accept_code(conn, user, &code, false).await?,
+            Proof::Code(code) => {
+                self.count(Attempt::Code, client, Some(&account)).await?;
+                self.accept_code(&self.db, user, &code, false).await?
+            }
             Proof::Password(password) => {
-                let account = user::Entity::find_by_id(user.0)
-                    .one(conn)
+                self.count(Attempt::Password, client, Some(&account))
+                    .await?;
+                let checking = self.hasher.admit().await?;
+                let stored = user::Entity::find_by_id(user.0)
+                    .one(&self.db)
                     .await?
                     .ok_or(IdentityError::UserNotFound)?;
-                self.hasher
-                    .verify(&password, &account.password_hash)
-                    .await?
+                checking.verify(&password, &stored.password_hash).await?
             }
         };
         if ok {
@@ -422,6 +430,8 @@ impl MfaService for SeaIdentity {
         code: &str,
     ) -> Result<Vec<String>, IdentityError> {
         let (user, session_id) = user_session(ctx)?;
+        self.count(Attempt::Code, &ctx.client, Some(&user.to_string()))
+            .await?;
         let txn = begin_write(&self.db).await?;
         let factor = totp_factor::Entity::find_by_id(user.0)
             .one(&txn)
@@ -461,11 +471,11 @@ impl MfaService for SeaIdentity {
     #[tracing::instrument(skip_all, err(level = "info"))]
     async fn disable_totp(&self, ctx: &RequestContext, proof: Proof) -> Result<(), IdentityError> {
         let (user, _) = user_session(ctx)?;
-        let txn = begin_write(&self.db).await?;
-        if !has_second_factor(&txn, user).await? {
+        if !has_second_factor(&self.db, user).await? {
             return Err(IdentityError::MfaNotEnabled);
         }
-        self.check_proof(&txn, user, proof).await?;
+        self.check_proof(user, proof, &ctx.client).await?;
+        let txn = begin_write(&self.db).await?;
         totp_factor::Entity::delete_by_id(user.0).exec(&txn).await?;
         mfa_backup_code::Entity::delete_many()
             .filter(mfa_backup_code::Column::UserId.eq(user.0))
@@ -488,11 +498,11 @@ impl MfaService for SeaIdentity {
         proof: Proof,
     ) -> Result<Vec<String>, IdentityError> {
         let (user, _) = user_session(ctx)?;
-        let txn = begin_write(&self.db).await?;
-        if !has_second_factor(&txn, user).await? {
+        if !has_second_factor(&self.db, user).await? {
             return Err(IdentityError::MfaNotEnabled);
         }
-        self.check_proof(&txn, user, proof).await?;
+        self.check_proof(user, proof, &ctx.client).await?;
+        let txn = begin_write(&self.db).await?;
         let codes = Self::new_backup_codes(&txn, user).await?;
         self.audit
             .record(
@@ -516,6 +526,7 @@ impl MfaService for SeaIdentity {
         factor: SecondFactor,
         client: &ClientMeta,
     ) -> Result<TokenPair, IdentityError> {
+        self.attempts.by_address(Attempt::Code, client).await?;
         let now = Utc::now();
         let challenge = mfa_challenge::Entity::find()
             .filter(mfa_challenge::Column::TokenHash.eq(token_hash(mfa_token)))
@@ -526,6 +537,11 @@ impl MfaService for SeaIdentity {
             })
             .ok_or(IdentityError::InvalidMfaToken)?;
         let user = UserId(challenge.user_id);
+        // Counted on the account, not the challenge: signing in again opens a new challenge,
+        // but not a new allowance.
+        self.attempts
+            .on_account(Attempt::Code, &user.to_string())
+            .await?;
         let tenant = TenantId(challenge.tenant_id);
         let txn = begin_write(&self.db).await?;
         let (ok, method) = match &factor {

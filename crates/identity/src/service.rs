@@ -12,8 +12,8 @@ use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
 use tenantry_kernel::db::{begin_write, is_unique_violation};
 use tenantry_kernel::{
-    Actor, AuditEntry, AuditSink, ClientMeta, Event, LocationId, Outbox, Page, PageRequest,
-    RequestContext, Role, Sealer, SessionId, TenantId, UserId, ValidationErrors,
+    Actor, Attempt, AttemptLimiter, AuditEntry, AuditSink, ClientMeta, Event, LocationId, Outbox,
+    Page, PageRequest, RequestContext, Role, Sealer, SessionId, TenantId, UserId, ValidationErrors,
 };
 use tenantry_tenancy::{
     MemberAccess, MemberStatus, Membership, NewMember, TenancyService, TenantStatus,
@@ -189,21 +189,22 @@ pub struct SeaIdentity {
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) outbox: Arc<dyn Outbox>,
     pub(crate) hasher: Arc<PasswordHasher>,
+    pub(crate) attempts: Arc<dyn AttemptLimiter>,
     signer: Arc<TokenSigner>,
     pub(crate) sealer: Arc<Sealer>,
     pub(crate) settings: IdentitySettings,
 }
 
 impl SeaIdentity {
-    /// Wires the service to its collaborators; `signer` issues access tokens and `sealer`
-    /// seals second-factor secrets.
+    /// Wires the service to its collaborators; `hasher` checks passwords and `attempts`
+    /// counts every check of a secret, `signer` issues access tokens and `sealer` seals
+    /// second-factor secrets.
     #[must_use]
     pub fn new(
         db: DatabaseConnection,
         tenancy: Arc<dyn TenancyService>,
-        audit: Arc<dyn AuditSink>,
-        outbox: Arc<dyn Outbox>,
-        hasher: Arc<PasswordHasher>,
+        (audit, outbox): (Arc<dyn AuditSink>, Arc<dyn Outbox>),
+        (hasher, attempts): (Arc<PasswordHasher>, Arc<dyn AttemptLimiter>),
         (signer, sealer): (Arc<TokenSigner>, Arc<Sealer>),
         settings: IdentitySettings,
     ) -> Self {
@@ -213,10 +214,26 @@ impl SeaIdentity {
             audit,
             outbox,
             hasher,
+            attempts,
             signer,
             sealer,
             settings,
         }
+    }
+
+    /// Counts an attempt at `what` from the client's address and, when named, on `account`;
+    /// refused once either has used its allowance.
+    pub(crate) async fn count(
+        &self,
+        what: Attempt,
+        client: &ClientMeta,
+        account: Option<&str>,
+    ) -> Result<(), IdentityError> {
+        self.attempts.by_address(what, client).await?;
+        if let Some(account) = account {
+            self.attempts.on_account(what, account).await?;
+        }
+        Ok(())
     }
 
     pub(crate) fn token_pair(
@@ -404,6 +421,8 @@ impl IdentityService for SeaIdentity {
         input: Registration,
         client: &ClientMeta,
     ) -> Result<Registered, IdentityError> {
+        self.count(Attempt::SignUp, client, Some(input.email.as_str()))
+            .await?;
         // A place in the hashing pool before anything else, so a flood is shed before it
         // reaches the database.
         let admission = self.hasher.admit().await?;
@@ -498,12 +517,21 @@ impl IdentityService for SeaIdentity {
         input: Credentials,
         client: &ClientMeta,
     ) -> Result<LoginOutcome, IdentityError> {
+        self.attempts.by_address(Attempt::Password, client).await?;
         // A place in the hashing pool before anything else, so a flood is shed before it
         // reaches the database.
         let admission = self.hasher.admit().await?;
         let found = user::Entity::find()
             .filter(user::Column::Email.eq(input.email.as_str()))
             .one(&self.db)
+            .await?;
+        // The account's own allowance, shared with every other password check of it; an
+        // address without an account is counted under the address, so both answer alike.
+        let account_key = found
+            .as_ref()
+            .map_or_else(|| input.email.as_str().to_owned(), |a| a.id.to_string());
+        self.attempts
+            .on_account(Attempt::Password, &account_key)
             .await?;
         let Some(account) = found else {
             // Same work as a wrong password, so timing does not reveal which addresses exist.
@@ -818,6 +846,8 @@ impl IdentityService for SeaIdentity {
         new: Password,
     ) -> Result<(), IdentityError> {
         let (user_id, session_id) = crate::mfa::user_session(ctx)?;
+        self.count(Attempt::Password, &ctx.client, Some(&user_id.to_string()))
+            .await?;
         let checking = self.hasher.admit().await?;
         let account = user::Entity::find_by_id(user_id.0)
             .one(&self.db)
@@ -884,6 +914,8 @@ impl IdentityService for SeaIdentity {
         client: &ClientMeta,
     ) -> Result<(), IdentityError> {
         let email = Email::parse("email", email).map_err(ValidationErrors::from)?;
+        self.count(Attempt::ResetRequest, client, Some(email.as_str()))
+            .await?;
         // The same write whether or not the address has an account, so neither the answer
         // nor its timing tells; the job decides.
         let txn = begin_write(&self.db).await?;
@@ -938,6 +970,7 @@ impl IdentityService for SeaIdentity {
         new: Password,
         client: &ClientMeta,
     ) -> Result<(), IdentityError> {
+        self.attempts.by_address(Attempt::Token, client).await?;
         let admission = self.hasher.admit().await?;
         let now = Utc::now();
         let Some(token) = password_reset::Entity::find()
@@ -947,6 +980,9 @@ impl IdentityService for SeaIdentity {
         else {
             return Err(IdentityError::InvalidToken(TokenKind::PasswordReset));
         };
+        self.attempts
+            .on_account(Attempt::Token, &token.user_id.to_string())
+            .await?;
         check_usable(
             token.used_at,
             token.expires_at,
@@ -993,6 +1029,7 @@ impl IdentityService for SeaIdentity {
         presented: &str,
         client: &ClientMeta,
     ) -> Result<VerifiedEmail, IdentityError> {
+        self.attempts.by_address(Attempt::Token, client).await?;
         let now = Utc::now();
         let Some(token) = email_verification::Entity::find()
             .filter(email_verification::Column::TokenHash.eq(token_hash(presented)))
@@ -1001,6 +1038,9 @@ impl IdentityService for SeaIdentity {
         else {
             return Err(IdentityError::InvalidToken(TokenKind::Verification));
         };
+        self.attempts
+            .on_account(Attempt::Token, &token.user_id.to_string())
+            .await?;
         check_usable(
             token.used_at,
             token.expires_at,

@@ -5,6 +5,7 @@
 //!
 //! The kernel owns no tables and knows nothing of HTTP or jobs.
 
+pub mod attempts;
 pub mod audit;
 pub mod context;
 pub mod crypto;
@@ -19,6 +20,7 @@ pub mod sessions;
 pub mod text;
 pub mod validation;
 
+pub use attempts::{Attempt, AttemptLimiter, Throttled};
 pub use audit::{AuditEntry, AuditSink};
 pub use context::{AccessDenied, Actor, ClientMeta, NotHeld, Principal, RequestContext};
 pub use event::Event;

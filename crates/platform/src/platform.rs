@@ -15,7 +15,7 @@ use tenantry_tenancy::{LocationService, MemberService, RoleService, SeaTenancy, 
 use crate::jobs::JobQueue;
 use crate::mailer::Mailer;
 use crate::outbox::SqlOutbox;
-use crate::ratelimit::{RateLimiter, TenantAllowances};
+use crate::ratelimit::{CredentialLimit, RateLimiter, TenantAllowances};
 use crate::{Settings, db, keys};
 
 /// Everything a Tenantry process runs on, built once at start.
@@ -100,12 +100,21 @@ impl Platform {
             &settings.public_url,
             settings.access_token_ttl_secs,
         ));
+        let limits = Arc::new(match &settings.redis_url {
+            Some(url) => RateLimiter::redis(url, &settings.rate_limit_prefix)
+                .await
+                .context("connecting to Redis for rate limits")?,
+            None => RateLimiter::local(),
+        });
+        let attempts = Arc::new(CredentialLimit::new(
+            Arc::clone(&limits),
+            settings.auth_requests_per_minute,
+        ));
         let sea_identity = Arc::new(SeaIdentity::new(
             db.clone(),
             Arc::clone(&tenancy),
-            audit,
-            outbox.clone(),
-            hasher,
+            (audit, outbox.clone()),
+            (hasher, attempts),
             (signer, Arc::new(Sealer::new(&keys.encryption_key))),
             IdentitySettings::default(),
         ));
@@ -113,12 +122,6 @@ impl Platform {
         let invitations: Arc<dyn InvitationService> = sea_identity.clone();
         let api_keys: Arc<dyn ApiKeyService> = sea_identity.clone();
         let mfa: Arc<dyn MfaService> = sea_identity;
-        let limits = Arc::new(match &settings.redis_url {
-            Some(url) => RateLimiter::redis(url, &settings.rate_limit_prefix)
-                .await
-                .context("connecting to Redis for rate limits")?,
-            None => RateLimiter::local(),
-        });
         Ok(Self {
             settings,
             db,

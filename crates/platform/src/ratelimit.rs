@@ -16,6 +16,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter as Governor};
+use tenantry_kernel::crypto::token_hash;
+use tenantry_kernel::{Attempt, AttemptLimiter, ClientMeta, Throttled};
 
 /// The outcome of one hit on a bucket, with what the `RateLimit-*` headers report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,6 +207,71 @@ impl RedisLimiter {
                 ceil_secs(ms(retry_ms)).max(1)
             },
         })
+    }
+}
+
+tokio::task_local! {
+    static APPLIED: std::cell::Cell<Option<Decision>>;
+}
+
+/// Runs `f` (a request), answering with its output the tightest decision any limit took while
+/// it ran — what the response's `RateLimit-*` headers report.
+pub async fn track<F: std::future::Future>(f: F) -> (F::Output, Option<Decision>) {
+    APPLIED
+        .scope(std::cell::Cell::new(None), async {
+            let out = f.await;
+            (out, APPLIED.with(std::cell::Cell::get))
+        })
+        .await
+}
+
+/// Records `d` for the request being [`track`]ed, if any.
+pub fn record(d: Decision) {
+    let _ = APPLIED.try_with(|applied| {
+        applied.set(Some(applied.get().map_or(d, |before| before.tighter(d))));
+    });
+}
+
+/// The credential limit over these buckets: `per_minute` attempts of each kind a minute,
+/// per client address and per account (hashed, so no address or id sits in the store).
+pub struct CredentialLimit {
+    limits: Arc<RateLimiter>,
+    per_minute: u32,
+}
+
+impl CredentialLimit {
+    /// The limit of `per_minute` attempts in `limits`.
+    #[must_use]
+    pub fn new(limits: Arc<RateLimiter>, per_minute: u32) -> Self {
+        Self { limits, per_minute }
+    }
+
+    async fn hit(&self, key: &str) -> Result<(), Throttled> {
+        let d = self.limits.hit(key, self.per_minute).await;
+        record(d);
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(Throttled {
+                limit: d.limit,
+                retry_after_secs: d.retry_after_secs,
+                reset_secs: d.reset_secs,
+            })
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl AttemptLimiter for CredentialLimit {
+    async fn by_address(&self, attempt: Attempt, client: &ClientMeta) -> Result<(), Throttled> {
+        let ip = client.ip.as_deref().unwrap_or("unknown");
+        self.hit(&format!("{}:ip:{ip}", attempt.as_str())).await
+    }
+
+    async fn on_account(&self, attempt: Attempt, account: &str) -> Result<(), Throttled> {
+        let key = token_hash(&account.trim().to_lowercase());
+        self.hit(&format!("{}:account:{key}", attempt.as_str()))
+            .await
     }
 }
 

@@ -1,6 +1,6 @@
 //! Sign-up, sign-in, token refresh, sign-out and email verification.
 
-use actix_web::{HttpRequest, HttpResponse, post};
+use actix_web::{HttpResponse, post};
 use serde::{Deserialize, Serialize};
 use tenantry_identity::{Credentials, LoginOutcome, Password, Registration, TokenPair};
 use tenantry_kernel::{LocationId, TenantId, ValidationErrors};
@@ -204,11 +204,9 @@ pub struct VerifyEmailResponse {
 #[post("/auth/register")]
 pub async fn register(
     state: AppState,
-    req: HttpRequest,
     client: Client,
     body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::ratelimit::gate_credentials(&state, &req, "register", Some(&body.email)).await?;
     let body = body.into_inner();
     let input = Registration::parse(&body.email, body.password, &body.name, &body.tenant_name)?;
     let done = state.identity.register(input, &client.0).await?;
@@ -242,11 +240,9 @@ pub async fn register(
 #[post("/auth/login")]
 pub async fn login(
     state: AppState,
-    req: HttpRequest,
     client: Client,
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::ratelimit::gate_credentials(&state, &req, "login", Some(&body.email)).await?;
     let body = body.into_inner();
     let input = Credentials::parse(
         &body.email,
@@ -430,11 +426,9 @@ pub async fn resend_verification(state: AppState, auth: Auth) -> Result<HttpResp
 #[post("/auth/forgot-password")]
 pub async fn forgot_password(
     state: AppState,
-    req: HttpRequest,
     client: Client,
     body: Json<ForgotPasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::ratelimit::gate_credentials(&state, &req, "password_reset", Some(&body.email)).await?;
     state
         .identity
         .request_password_reset(&body.email, &client.0)
@@ -458,11 +452,9 @@ pub async fn forgot_password(
 #[post("/auth/reset-password")]
 pub async fn reset_password(
     state: AppState,
-    req: HttpRequest,
     client: Client,
     body: Json<ResetPasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::ratelimit::gate_credentials(&state, &req, "password_reset", Some(&body.token)).await?;
     let body = body.into_inner();
     let new = Password::parse("new_password", body.new_password).map_err(ValidationErrors::from)?;
     state

@@ -1,7 +1,7 @@
 //! Invitations: invite people by email, follow and manage what was sent, and accept.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 use tenantry_identity::{
     Accepted, EmailDelivery, Invitation, InvitationPreview, InvitationStatus, NewInvitations,
@@ -439,11 +439,13 @@ impl From<Accepted> for AcceptInviteResponse {
 #[post("/auth/accept-invite/preview")]
 pub async fn preview(
     state: AppState,
-    req: HttpRequest,
+    client: Client,
     body: Json<InvitationTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::ratelimit::gate_credentials(&state, &req, "accept_invite", Some(&body.token)).await?;
-    let preview = state.invitations.preview_invitation(&body.token).await?;
+    let preview = state
+        .invitations
+        .preview_invitation(&body.token, &client.0)
+        .await?;
     Ok(HttpResponse::Ok().json(InvitationPreviewResponse::from(preview)))
 }
 
@@ -466,11 +468,9 @@ pub async fn preview(
 #[post("/auth/accept-invite")]
 pub async fn accept(
     state: AppState,
-    req: HttpRequest,
     client: Client,
     body: Json<AcceptInviteRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::ratelimit::gate_credentials(&state, &req, "accept_invite", Some(&body.token)).await?;
     let body = body.into_inner();
     let accepted = state
         .invitations

