@@ -145,7 +145,7 @@ async fn tenant_settings_are_read_replaced_checked_and_applied(app: TestApp) {
         "locale": "de-CH",
         "timezone": "Europe/Zurich",
         "security": {"session_lifetime_hours": 2, "allowed_email_domains": ["acme.test"], "invitation_ttl_hours": 24, "bind_refresh_tokens_to_network": false, "require_mfa": false},
-        "limits": {"seats": 10, "api_requests_per_minute": 600},
+        "limits": {"seats": 10, "api_requests_per_minute": 60},
         "features": {"beta.reports": true},
     });
     let res = app.put_authed(path, &owner.access_token, &wanted).await;
@@ -226,3 +226,93 @@ async fn tenant_settings_are_read_replaced_checked_and_applied(app: TestApp) {
     .await;
 }
 on_both_databases!(tenant_settings_are_read_replaced_checked_and_applied);
+
+/// PUTs `limits` as the tenant's settings and answers the response.
+async fn set_limits(
+    app: &TestApp,
+    owner: &crate::helpers::Account,
+    limits: Value,
+) -> reqwest::Response {
+    app.put_authed(
+        "/api/v1/tenants/current/settings",
+        &owner.access_token,
+        &json!({ "limits": limits }),
+    )
+    .await
+}
+
+async fn a_tenant_cannot_raise_its_own_allowances(app: TestApp) {
+    let owner = app.register("owner@example.com", "Acme").await;
+    let bad = assert_problem(
+        set_limits(&app, &owner, json!({"api_requests_per_minute": 1_000_000})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&bad), ["limits.api_requests_per_minute"]);
+    let res = set_limits(
+        &app,
+        &owner,
+        json!({"api_requests_per_minute": 100, "seats": 5000}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK, "no seat ceiling by default");
+    // The request allowance in effect is still the default.
+    let res = app.get_authed("/api/v1/users", &owner.access_token).await;
+    assert_eq!(res.headers()["ratelimit-limit"], "100");
+}
+on_both_databases!(a_tenant_cannot_raise_its_own_allowances);
+
+async fn configured_ceilings_bound_what_a_tenant_sets_and_has(app: TestApp) {
+    let owner = app.register("owner@example.com", "Acme").await;
+    // With no limits of its own, the tenant has the ceilings.
+    let settings = app
+        .get_json("/api/v1/tenants/current/settings", &owner.access_token)
+        .await;
+    assert_eq!(
+        settings["limits"],
+        json!({"seats": 3, "api_requests_per_minute": 10})
+    );
+    let res = app.get_authed("/api/v1/users", &owner.access_token).await;
+    assert_eq!(res.headers()["ratelimit-limit"], "10");
+    let bad = assert_problem(
+        set_limits(
+            &app,
+            &owner,
+            json!({"seats": 4, "api_requests_per_minute": 11}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        problem_fields(&bad),
+        ["limits.seats", "limits.api_requests_per_minute"]
+    );
+    let res = set_limits(
+        &app,
+        &owner,
+        json!({"seats": 2, "api_requests_per_minute": 10}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Two seats: the owner and one invitation.
+    let res = app
+        .post_authed(
+            "/api/v1/invitations",
+            &owner.access_token,
+            Some(json!({"emails": ["a@example.com", "b@example.com"], "role": "member"})),
+        )
+        .await;
+    assert_problem(res, StatusCode::CONFLICT, "seat_limit_reached").await;
+}
+on_both_databases!(
+    configured_ceilings_bound_what_a_tenant_sets_and_has,
+    settings = |s| {
+        s.tenant_limits = tenantry_tenancy::Ceilings {
+            api_requests_per_minute: 10,
+            seats: Some(3),
+        };
+    }
+);

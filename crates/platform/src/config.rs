@@ -90,6 +90,9 @@ pub struct Settings {
     /// Proxies (addresses or networks such as `10.0.0.0/8`) whose `X-Forwarded-For` names
     /// the client; empty trusts none.
     pub trusted_proxies: Vec<String>,
+    /// The most a tenant may allow itself (`tenant_limits.api_requests_per_minute`,
+    /// `tenant_limits.seats`), until plans own allowances.
+    pub tenant_limits: tenantry_tenancy::Ceilings,
 }
 
 impl Default for Settings {
@@ -119,6 +122,7 @@ impl Default for Settings {
             rate_limit_prefix: "tenantry:rl:".into(),
             auth_requests_per_minute: 20,
             trusted_proxies: Vec::new(),
+            tenant_limits: tenantry_tenancy::Ceilings::default(),
         }
     }
 }

@@ -78,6 +78,7 @@ impl Platform {
             db.clone(),
             Arc::clone(&audit),
             Arc::new(MemberSessions),
+            settings.tenant_limits,
         ));
         let tenancy: Arc<dyn TenancyService> = sea_tenancy.clone();
         let members: Arc<dyn MemberService> = sea_tenancy.clone();

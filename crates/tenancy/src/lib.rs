@@ -34,6 +34,6 @@ pub use roles::{
 };
 pub use service::{SeaTenancy, TenancyService};
 pub use settings::{
-    Branding, DEFAULT_API_REQUESTS_PER_MINUTE, Limits, MAX_API_REQUESTS_PER_MINUTE, SecurityPolicy,
-    StoredSettings, TenantSettings,
+    Branding, Ceilings, DEFAULT_API_REQUESTS_PER_MINUTE, Limits, SecurityPolicy, StoredSettings,
+    TenantSettings,
 };

@@ -20,8 +20,7 @@ use tenantry_kernel::{
 
 use crate::entity::{location, location_member, member_role, membership};
 use crate::{
-    Member, MemberFilter, MemberService, SeaTenancy, TenancyError, TenantSettings,
-    service::load_settings,
+    Ceilings, Member, MemberFilter, MemberService, SeaTenancy, TenancyError, TenantSettings,
 };
 
 /// An optional code (store number): 1 to 32 of letters, digits, `-`, `_` and `.`.
@@ -175,7 +174,10 @@ impl LocationSettings {
     pub fn validated(self) -> Result<Self, ValidationErrors> {
         // The overrides applied to defaults must make valid settings; the paths are shared.
         // The default has no display name, so the checked one is the override, trimmed.
-        let checked = self.apply_to(TenantSettings::default()).validated()?;
+        // Locations override no limits, so no ceiling is in question.
+        let checked = self
+            .apply_to(TenantSettings::default())
+            .validated(&Ceilings::default())?;
         Ok(Self {
             branding: BrandingOverrides {
                 display_name: checked.branding.display_name,
@@ -530,7 +532,7 @@ impl LocationService for SeaTenancy {
     ) -> Result<LocationSettingsView, TenancyError> {
         ctx.require_at(id, Permission::LocationsRead)?;
         let row = load(&self.db, ctx, id).await?;
-        let tenant = load_settings(&self.db, ctx.tenant_id).await?.settings;
+        let tenant = self.load_settings(&self.db, ctx.tenant_id).await?.settings;
         let overrides = overrides_of(&row);
         Ok(LocationSettingsView {
             effective: overrides.apply_to(tenant),
@@ -583,7 +585,7 @@ impl LocationService for SeaTenancy {
                 ),
             )
             .await?;
-        let tenant = load_settings(&txn, ctx.tenant_id).await?.settings;
+        let tenant = self.load_settings(&txn, ctx.tenant_id).await?.settings;
         txn.commit().await?;
         Ok(LocationSettingsView {
             effective: overrides.apply_to(tenant),

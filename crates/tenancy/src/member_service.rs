@@ -457,9 +457,7 @@ impl MemberService for SeaTenancy {
         if row.status == MemberStatus::Active.as_str() {
             return Err(TenancyError::MemberAlready("active"));
         }
-        let settings = crate::service::load_settings(&txn, ctx.tenant_id)
-            .await?
-            .settings;
+        let settings = self.load_settings(&txn, ctx.tenant_id).await?.settings;
         if let Some(limit) = settings.limits.seats {
             let used = crate::service::count_active_members(&txn, ctx.tenant_id).await?;
             if used >= u64::from(limit) {

@@ -19,8 +19,8 @@ use tenantry_kernel::{
 use crate::entity::{location, location_member, membership, tenant, tenant_settings};
 use crate::member_service::lock_tenant;
 use crate::{
-    MemberAccess, MemberStatus, Membership, NewMember, Slug, StoredSettings, TenancyError, Tenant,
-    TenantName, TenantSettings, TenantStatus, TenantUpdate,
+    Ceilings, MemberAccess, MemberStatus, Membership, NewMember, Slug, StoredSettings,
+    TenancyError, Tenant, TenantName, TenantSettings, TenantStatus, TenantUpdate,
 };
 
 /// What other crates and the HTTP shell may ask of tenancy.
@@ -126,22 +126,36 @@ pub struct SeaTenancy {
     pub(crate) db: DatabaseConnection,
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) sessions: Arc<dyn SessionPort>,
+    pub(crate) ceilings: Ceilings,
 }
 
 impl SeaTenancy {
-    /// A service over `db` that records its commands through `audit` and ends members'
-    /// sessions through `sessions`.
+    /// A service over `db` that records its commands through `audit`, ends members'
+    /// sessions through `sessions`, and lets tenants set their limits up to `ceilings`.
     #[must_use]
     pub fn new(
         db: DatabaseConnection,
         audit: Arc<dyn AuditSink>,
         sessions: Arc<dyn SessionPort>,
+        ceilings: Ceilings,
     ) -> Self {
         Self {
             db,
             audit,
             sessions,
+            ceilings,
         }
+    }
+
+    /// `tenant`'s settings as they are in effect (see [`TenantSettings::within`]).
+    pub(crate) async fn load_settings(
+        &self,
+        db: &impl ConnectionTrait,
+        tenant: TenantId,
+    ) -> Result<StoredSettings, TenancyError> {
+        let mut stored = load_stored_settings(db, tenant).await?;
+        stored.settings = stored.settings.within(&self.ceilings);
+        Ok(stored)
     }
 }
 
@@ -367,7 +381,7 @@ impl TenancyService for SeaTenancy {
     #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
     async fn settings(&self, ctx: &RequestContext) -> Result<StoredSettings, TenancyError> {
         ctx.require(Permission::TenantRead)?;
-        load_settings(&self.db, ctx.tenant_id).await
+        self.load_settings(&self.db, ctx.tenant_id).await
     }
 
     #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
@@ -378,9 +392,9 @@ impl TenancyService for SeaTenancy {
         if_match: Option<i32>,
     ) -> Result<StoredSettings, TenancyError> {
         ctx.require(Permission::TenantUpdate)?;
-        let settings = settings.validated()?;
+        let settings = settings.validated(&self.ceilings)?;
         let txn = begin_write(&self.db).await?;
-        let before = load_settings(&txn, ctx.tenant_id).await?;
+        let before = self.load_settings(&txn, ctx.tenant_id).await?;
         if let Some(expected) = if_match
             && expected != before.version
         {
@@ -445,7 +459,7 @@ impl TenancyService for SeaTenancy {
     }
 
     async fn settings_of(&self, tenant: TenantId) -> Result<TenantSettings, TenancyError> {
-        Ok(load_settings(&self.db, tenant).await?.settings)
+        Ok(self.load_settings(&self.db, tenant).await?.settings)
     }
 
     async fn add_member(
@@ -569,7 +583,7 @@ pub(crate) async fn count_active_members(
 }
 
 /// A tenant's settings as stored; version 0 means it never changed them.
-pub(crate) async fn load_settings(
+async fn load_stored_settings(
     db: &impl ConnectionTrait,
     tenant: TenantId,
 ) -> Result<StoredSettings, TenancyError> {

@@ -72,7 +72,8 @@ pub struct SecurityPolicy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Limits {
-    /// Members plus pending invitations the tenant may have; `None` is unlimited.
+    /// Members plus pending invitations the tenant may have; `None` is unlimited (or, under
+    /// a platform ceiling, the ceiling).
     pub seats: Option<u32>,
     /// Requests per minute each principal (a signed-in member, an API key) may make to the
     /// tenant's API.
@@ -81,8 +82,29 @@ pub struct Limits {
 
 /// The default API rate: requests per minute per principal.
 pub const DEFAULT_API_REQUESTS_PER_MINUTE: u32 = 100;
-/// The highest API rate a tenant may set.
-pub const MAX_API_REQUESTS_PER_MINUTE: u32 = 1_000_000;
+
+/// The most a tenant may allow itself. Allowances are the platform's to grant: until plans own
+/// them, the operator sets these in configuration, and a tenant sets its own limits only up
+/// to them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ceilings {
+    /// The highest `limits.api_requests_per_minute` a tenant may set.
+    pub api_requests_per_minute: u32,
+    /// The most `limits.seats` a tenant may set; `None` sets no ceiling. Under one, a tenant
+    /// without a seat limit of its own has the ceiling.
+    pub seats: Option<u32>,
+}
+
+impl Default for Ceilings {
+    /// Today's defaults: the default API rate, and no seat ceiling.
+    fn default() -> Self {
+        Self {
+            api_requests_per_minute: DEFAULT_API_REQUESTS_PER_MINUTE,
+            seats: None,
+        }
+    }
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -125,9 +147,9 @@ const MAX_DOMAINS: usize = 50;
 const MAX_FEATURES: usize = 100;
 
 impl TenantSettings {
-    /// Checks every field, naming each bad one by its dotted path; normalises domains to
-    /// lowercase and trims names on the way.
-    pub fn validated(mut self) -> Result<Self, ValidationErrors> {
+    /// Checks every field, naming each bad one by its dotted path — the limits against the
+    /// platform's `ceilings` — and normalises domains to lowercase and trims names on the way.
+    pub fn validated(mut self, ceilings: &Ceilings) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let b = &mut self.branding;
         if let Some(name) = &b.display_name {
@@ -198,18 +220,30 @@ impl TenantSettings {
         }
         s.allowed_email_domains.sort();
         s.allowed_email_domains.dedup();
-        if self.limits.seats == Some(0) {
-            errors.0.push(FieldError::new(
+        match (self.limits.seats, ceilings.seats) {
+            (Some(0), None) => errors.0.push(FieldError::new(
                 "limits.seats",
                 "out_of_range",
                 "at least 1, or null for no limit",
-            ));
+            )),
+            (Some(n), Some(most)) if !(1..=most).contains(&n) => errors.0.push(FieldError::new(
+                "limits.seats",
+                "out_of_range",
+                format!("between 1 and {most}"),
+            )),
+            // No limit is the default, and under a ceiling means the ceiling (see `within`).
+            _ => {}
         }
-        if !(1..=MAX_API_REQUESTS_PER_MINUTE).contains(&self.limits.api_requests_per_minute) {
+        // The default is always taken (what is in effect is capped at the ceiling); any other
+        // value must be within it.
+        let rate = self.limits.api_requests_per_minute;
+        if rate != DEFAULT_API_REQUESTS_PER_MINUTE
+            && !(1..=ceilings.api_requests_per_minute).contains(&rate)
+        {
             errors.0.push(FieldError::new(
                 "limits.api_requests_per_minute",
                 "out_of_range",
-                format!("between 1 and {MAX_API_REQUESTS_PER_MINUTE}"),
+                format!("between 1 and {}", ceilings.api_requests_per_minute),
             ));
         }
         if self.features.len() > MAX_FEATURES {
@@ -229,6 +263,20 @@ impl TenantSettings {
             }
         }
         errors.into_result().map(|()| self)
+    }
+
+    /// The settings in effect under `ceilings`: an allowance stored before a ceiling was
+    /// lowered, or the default above a low one, counts only up to it.
+    #[must_use]
+    pub fn within(mut self, ceilings: &Ceilings) -> Self {
+        let limits = &mut self.limits;
+        limits.api_requests_per_minute = limits
+            .api_requests_per_minute
+            .min(ceilings.api_requests_per_minute);
+        if let Some(most) = ceilings.seats {
+            limits.seats = Some(limits.seats.map_or(most, |n| n.min(most)));
+        }
+        self
     }
 
     /// Whether the policy lets the tenant invite `email` (already normalised to lowercase).
@@ -295,7 +343,9 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(
-            TenantSettings::default().validated().unwrap(),
+            TenantSettings::default()
+                .validated(&Ceilings::default())
+                .unwrap(),
             TenantSettings::default()
         );
     }
@@ -310,7 +360,7 @@ mod tests {
         s.security.allowed_email_domains = vec!["Example.COM".into(), "not a domain".into()];
         s.limits.seats = Some(0);
         s.features.insert("Bad Name".into(), true);
-        let err = s.validated().unwrap_err();
+        let err = s.validated(&Ceilings::default()).unwrap_err();
         assert_eq!(
             fields(&err),
             [
@@ -330,11 +380,48 @@ mod tests {
         let mut s = TenantSettings::default();
         assert!(s.allows_invitee("anyone@anywhere.org"));
         s.security.allowed_email_domains = vec![" Example.COM ".into(), "example.com".into()];
-        let s = s.validated().unwrap();
+        let s = s.validated(&Ceilings::default()).unwrap();
         assert_eq!(s.security.allowed_email_domains, ["example.com"]);
         assert!(s.allows_invitee("ada@example.com"));
         assert!(!s.allows_invitee("ada@sub.example.com"));
         assert!(!s.allows_invitee("ada@example.org"));
+    }
+
+    #[test]
+    fn limits_stay_within_the_platform_ceilings() {
+        let ceilings = Ceilings {
+            api_requests_per_minute: 50,
+            seats: Some(10),
+        };
+        let mut s = TenantSettings::default();
+        s.limits.api_requests_per_minute = 1_000_000;
+        s.limits.seats = Some(11);
+        let err = s.clone().validated(&ceilings).unwrap_err();
+        assert_eq!(
+            fields(&err),
+            ["limits.seats", "limits.api_requests_per_minute"]
+        );
+        s.limits.seats = None;
+        assert_eq!(
+            fields(&s.clone().validated(&ceilings).unwrap_err()),
+            ["limits.api_requests_per_minute"]
+        );
+        s.limits = Limits {
+            seats: Some(10),
+            api_requests_per_minute: 50,
+        };
+        assert!(s.validated(&ceilings).is_ok());
+        // Stored before the ceilings were lowered, or left at the default: capped in effect.
+        let mut stored = TenantSettings::default();
+        stored.limits.seats = Some(500);
+        let effective = stored.within(&ceilings);
+        assert_eq!(effective.limits.seats, Some(10));
+        assert_eq!(effective.limits.api_requests_per_minute, 50);
+        assert!(TenantSettings::default().validated(&ceilings).is_ok());
+        assert_eq!(
+            TenantSettings::default().within(&ceilings).limits.seats,
+            Some(10)
+        );
     }
 
     #[test]
@@ -344,6 +431,6 @@ mod tests {
             locale: "de-CH".into(),
             ..TenantSettings::default()
         };
-        assert!(s.validated().is_ok());
+        assert!(s.validated(&Ceilings::default()).is_ok());
     }
 }

@@ -149,13 +149,16 @@ pub struct SecurityPolicyBody {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsBody {
-    /// Members plus pending invitations allowed; `null` for no limit. Plans will set this
-    /// once they exist.
+    /// Members plus pending invitations allowed; `null` for no limit of the tenant's own.
+    /// The installation may set a ceiling (`tenant_limits.seats`; none by default): then at
+    /// most that, and `null` means that.
     #[schema(example = 25, minimum = 1)]
     pub seats: Option<u32>,
-    /// Requests per minute each principal (a member's session, an API key) may make
-    /// (1 to 1000000; default 100). A change applies within a minute.
-    #[schema(example = 100, minimum = 1, maximum = 1_000_000)]
+    /// Requests per minute each principal (a member's session, an API key) may make: 1 to
+    /// the installation's ceiling (`tenant_limits.api_requests_per_minute`, 100 by default;
+    /// the default, 100, is always taken and capped at the ceiling). A change applies within
+    /// a minute.
+    #[schema(example = 100, minimum = 1, maximum = 100)]
     pub api_requests_per_minute: u32,
 }
 
