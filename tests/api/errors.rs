@@ -191,3 +191,19 @@ async fn answers_from_outside_the_handlers_are_problems_too(app: TestApp) {
     assert!(problem["request_id"].is_string());
 }
 on_both_databases!(answers_from_outside_the_handlers_are_problems_too);
+
+async fn a_request_that_gets_no_connection_in_time_is_a_503(app: TestApp) {
+    use sea_orm::TransactionTrait as _;
+    let account = app.register("busy@example.com", "Busy").await;
+    // The pool's one connection, held.
+    let held = app.platform.db.begin().await.unwrap();
+    let res = app.me(&account.access_token).await;
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_problem(res, StatusCode::SERVICE_UNAVAILABLE, "database_busy").await;
+    drop(held);
+    assert_eq!(app.me(&account.access_token).await.status(), StatusCode::OK);
+}
+on_both_databases!(
+    a_request_that_gets_no_connection_in_time_is_a_503,
+    settings = |s| s.database_acquire_timeout_ms = 300
+);

@@ -323,7 +323,10 @@ async fn twenty_concurrent_invitations_of_one_address_leave_one_pending(app: Tes
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["status"], "pending");
 }
-on_both_databases!(twenty_concurrent_invitations_of_one_address_leave_one_pending);
+on_both_databases!(
+    twenty_concurrent_invitations_of_one_address_leave_one_pending,
+    settings = crate::helpers::pooled
+);
 
 async fn invitations_are_checked_and_confined_to_their_tenant(app: TestApp) {
     let owner = app.register("owner@example.com", "Acme").await;

@@ -251,6 +251,7 @@ async fn a_login_flood_is_shed_with_503_and_retry_after(app: TestApp) {
 on_both_databases!(
     a_login_flood_is_shed_with_503_and_retry_after,
     settings = |s| {
+        crate::helpers::pooled(s);
         s.hash_threads = 1;
         s.hash_queue = 1;
         s.hash_max_wait_ms = 200;
@@ -295,3 +296,40 @@ async fn a_tampered_access_token_is_refused(app: TestApp) {
     .await;
 }
 on_both_databases!(a_tampered_access_token_is_refused);
+
+/// Fifty parallel refreshes of one token, a hundred times, on a pool far smaller than fifty:
+/// one wins each time, the others are reuse (and revoke the session) — and none is a 5xx. A
+/// refresh that held a connection while it waited for a second one starved the pool.
+async fn parallel_refreshes_of_one_token_never_starve_the_pool(app: TestApp) {
+    let account = app.register("racer@example.com", "Racetrack").await;
+    let mut reused = 0;
+    for trial in 0..100 {
+        let login: Value = app
+            .login(&account.email, &account.password)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let token = login["refresh_token"].as_str().unwrap().to_owned();
+        let answers = futures::future::join_all((0..50).map(|_| app.refresh(&token))).await;
+        let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+        assert!(
+            statuses.iter().all(|s| *s < 500),
+            "trial {trial}: {statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "trial {trial}: {statuses:?}"
+        );
+        reused += statuses.iter().filter(|s| **s == 401).count();
+    }
+    assert_eq!(reused, 100 * 49);
+}
+on_both_databases!(
+    parallel_refreshes_of_one_token_never_starve_the_pool,
+    settings = |s| {
+        s.database_max_connections = 3;
+        s.auth_requests_per_minute = 10_000;
+    }
+);

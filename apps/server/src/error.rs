@@ -303,7 +303,28 @@ impl From<ValidationErrors> for ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
-        ApiError::internal(&e)
+        ApiError::database(&e)
+    }
+}
+
+impl ApiError {
+    /// A database failure: 503 with `Retry-After` when the database is only busy (no
+    /// connection in time, SQLite's writer taken), else a 500. Every domain error that
+    /// carries a database error is rendered through here.
+    #[must_use]
+    pub fn database(e: &sea_orm::DbErr) -> Self {
+        if tenantry_kernel::db::is_unavailable(e) {
+            tracing::warn!(error = %e, "database busy; answering 503");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_busy",
+                "Service busy",
+            )
+            .detail("the database is busy; retry shortly")
+            .header(header::RETRY_AFTER, "1")
+        } else {
+            ApiError::internal(e)
+        }
     }
 }
 
@@ -403,7 +424,7 @@ impl From<TenancyError> for ApiError {
                     .detail("the member does not work at this location; add them to it first")
             }
             TenancyError::Invalid(v) => v.into(),
-            TenancyError::Database(db) => ApiError::internal(&db),
+            TenancyError::Database(db) => ApiError::database(&db),
         }
     }
 }
@@ -605,8 +626,11 @@ impl From<IdentityError> for ApiError {
             .detail("too many sign-ins at once; retry shortly")
             .header(header::RETRY_AFTER, "1"),
             E::Tenancy(t) => t.into(),
-            E::Database(db) => ApiError::internal(&db),
-            E::Unexpected(err) => ApiError::internal(err.as_ref()),
+            E::Database(db) => ApiError::database(&db),
+            E::Unexpected(err) => match err.downcast_ref::<sea_orm::DbErr>() {
+                Some(db) => ApiError::database(db),
+                None => ApiError::internal(err.as_ref()),
+            },
         }
     }
 }

@@ -55,7 +55,12 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(&settings.log_format);
     match cli.command {
         Some(Command::Migrate) => {
-            let db = tenantry_platform::db::connect(&settings.database_url, 1).await?;
+            let db = tenantry_platform::db::connect(
+                &settings.database_url,
+                1,
+                tenantry_platform::db::DEFAULT_ACQUIRE_TIMEOUT,
+            )
+            .await?;
             tenantry_platform::db::migrate(&db).await?;
             tracing::info!("migrations applied");
         }

@@ -90,7 +90,7 @@ use crate::routes::{
         mfa::verify,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField, crate::error::TenantChoice)),
-    modifiers(&BearerAuth, &RateLimited),
+    modifiers(&BearerAuth, &RateLimited, &DatabaseBusy),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "auth", description = "Sign-up, sign-in, sessions and tokens"),
@@ -187,6 +187,55 @@ impl Modify for RateLimited {
                     op.responses
                         .responses
                         .insert("429".to_owned(), response.clone().into());
+                }
+            }
+        }
+    }
+}
+
+/// Adds the 503 every operation that reaches the database can answer when it is busy (no
+/// connection in time): to the ones that already answer 503 for another reason, the reason.
+struct DatabaseBusy;
+
+impl Modify for DatabaseBusy {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder, header::Header};
+        const BUSY: &str = "the database is busy (`database_busy`)";
+        let mut retry = Header::new(ObjectBuilder::new().schema_type(Type::Integer));
+        retry.description = Some("Seconds to wait before retrying".to_owned());
+        let response = ResponseBuilder::new()
+            .description(format!("Busy: {BUSY}; retry after `Retry-After`"))
+            .content(
+                "application/problem+json",
+                Content::new(Some(Ref::from_schema_name("Problem"))),
+            )
+            .header("Retry-After", retry)
+            .build();
+        for (path, item) in &mut openapi.paths.paths {
+            if !path.starts_with("/api/v1/") && path != "/health/db" {
+                continue;
+            }
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                match op.responses.responses.get_mut("503") {
+                    Some(RefOr::T(existing)) => {
+                        existing.description = format!("{}, or {BUSY}", existing.description);
+                    }
+                    Some(RefOr::Ref(_)) => {}
+                    None => {
+                        op.responses
+                            .responses
+                            .insert("503".to_owned(), response.clone().into());
+                    }
                 }
             }
         }

@@ -696,8 +696,10 @@ impl InvitationService for SeaIdentity {
             .filter(user::Column::Email.is_in(addresses.iter().copied()))
             .all(&txn)
             .await?;
+        let ids: Vec<UserId> = existing_users.iter().map(|u| UserId(u.id)).collect();
+        let members_already = self.tenancy.members_among(&txn, tenant, &ids).await?;
         for u in &existing_users {
-            if self.tenancy.is_member(tenant, UserId(u.id)).await? {
+            if members_already.contains(&UserId(u.id)) {
                 skipped.push((u.email.clone(), SkipReason::AlreadyMember));
             }
         }
@@ -1010,6 +1012,12 @@ impl InvitationService for SeaIdentity {
                 (UserId::new(), Some((name, password_hash)))
             }
         };
+        // Read before the transaction opens: a transaction never waits for a second
+        // connection, which a pool under load may not have.
+        let policy = match existing {
+            None => Some(self.tenancy.settings_of(tenant).await?),
+            Some(_) => None,
+        };
         let txn = begin_write(&self.db).await?;
         // Claims the invitation once: of two concurrent accepts, one wins.
         let claimed = invitation::Entity::update_many()
@@ -1064,10 +1072,9 @@ impl InvitationService for SeaIdentity {
                 other => other.into(),
             })?;
         cancel_emails(&txn, row.id, now).await?;
-        let tokens = if existing.is_none() {
-            let policy = self.tenancy.settings_of(tenant).await?;
+        let tokens = if let Some(policy) = &policy {
             // A new account has no second factor yet.
-            let scope = sessions::Scope::new(&policy, client, None, false);
+            let scope = sessions::Scope::new(policy, client, None, false);
             let (session_id, refresh) =
                 sessions::open(&txn, tenant, user_id, scope, client).await?;
             Some(self.token_pair(user_id, tenant, (session_id, None), refresh)?)

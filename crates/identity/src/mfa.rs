@@ -543,6 +543,7 @@ impl MfaService for SeaIdentity {
             .on_account(Attempt::Code, &user.to_string())
             .await?;
         let tenant = TenantId(challenge.tenant_id);
+        let policy = self.tenancy.settings_of(tenant).await?;
         let txn = begin_write(&self.db).await?;
         let (ok, method) = match &factor {
             SecondFactor::Code(code) => (self.accept_code(&txn, user, code, false).await?, "totp"),
@@ -604,7 +605,7 @@ impl MfaService for SeaIdentity {
             .open_signed_in_session(
                 &txn,
                 (user, tenant, location),
-                true,
+                (&policy, true),
                 (client, serde_json::Value::Null),
             )
             .await?;

@@ -16,7 +16,7 @@ use tenantry_kernel::{
     Page, PageRequest, RequestContext, Role, Sealer, SessionId, TenantId, UserId, ValidationErrors,
 };
 use tenantry_tenancy::{
-    MemberAccess, MemberStatus, Membership, NewMember, TenancyService, TenantStatus,
+    MemberAccess, MemberStatus, Membership, NewMember, TenancyService, TenantSettings, TenantStatus,
 };
 
 use crate::entity::{email_verification, password_reset, refresh_token, session, user};
@@ -257,18 +257,18 @@ impl SeaIdentity {
     }
 
     /// Opens the session of a sign-in inside `txn` and audits it, with `detail` (an object, or
-    /// null) among the audited values. The tenant's security policy sets how long it lasts,
+    /// null) among the audited values. The tenant's security `policy` (read before the
+    /// transaction: a transaction never waits for a second connection) sets how long it lasts,
     /// whether its refresh tokens are bound to this network, and whether, for a member without
     /// a second factor, it may only enroll one.
     pub(crate) async fn open_signed_in_session(
         &self,
         txn: &DatabaseTransaction,
         (user, tenant, location): (UserId, TenantId, Option<LocationId>),
-        has_second_factor: bool,
+        (policy, has_second_factor): (&TenantSettings, bool),
         (client, mut detail): (&ClientMeta, serde_json::Value),
     ) -> Result<(SessionId, String), IdentityError> {
-        let policy = self.tenancy.settings_of(tenant).await?;
-        let scope = sessions::Scope::new(&policy, client, location, has_second_factor);
+        let scope = sessions::Scope::new(policy, client, location, has_second_factor);
         detail["enrollment_only"] = json!(scope.restricted);
         let (session_id, refresh) = sessions::open(txn, tenant, user, scope, client).await?;
         self.audit
@@ -608,12 +608,13 @@ impl IdentityService for SeaIdentity {
                 expires_in,
             });
         }
+        let policy = self.tenancy.settings_of(tenant).await?;
         let txn = begin_write(&self.db).await?;
         let (session_id, refresh) = self
             .open_signed_in_session(
                 &txn,
                 (user_id, tenant, input.location_id),
-                false,
+                (&policy, false),
                 (client, serde_json::Value::Null),
             )
             .await?;
@@ -663,6 +664,7 @@ impl IdentityService for SeaIdentity {
             self.tenancy.access_of(tenant, user_id).await?,
             IdentityError::SessionEnded,
         )?;
+        let require_mfa = self.tenancy.settings_of(tenant).await?.security.require_mfa;
         let txn = begin_write(&self.db).await?;
         // Conditional: of two concurrent refreshes with the same token only one wins; the
         // other is reuse.
@@ -677,9 +679,8 @@ impl IdentityService for SeaIdentity {
         // The tenant's policy applies when tokens are issued: a member without a second
         // factor, in a tenant that now requires one, keeps only an enrollment session. A
         // restricted session is lifted only by confirming a factor on it.
-        let restrict = !s.restricted
-            && self.tenancy.settings_of(tenant).await?.security.require_mfa
-            && !crate::mfa::has_second_factor(&txn, user_id).await?;
+        let restrict =
+            !s.restricted && require_mfa && !crate::mfa::has_second_factor(&txn, user_id).await?;
         let mut update = session::Entity::update_many()
             .col_expr(session::Column::LastUsedAt, Expr::value(now))
             .filter(session::Column::Id.eq(s.id));
@@ -741,12 +742,13 @@ impl IdentityService for SeaIdentity {
             .await?;
         active_role(resolved.access, IdentityError::NotAMember)?;
         let has_factor = crate::mfa::has_second_factor(&self.db, user_id).await?;
+        let policy = self.tenancy.settings_of(tenant).await?;
         let txn = begin_write(&self.db).await?;
         let (session_id, refresh) = self
             .open_signed_in_session(
                 &txn,
                 (user_id, tenant, location),
-                has_factor,
+                (&policy, has_factor),
                 (&ctx.client, json!({"switched_from": ctx.tenant_id})),
             )
             .await?;

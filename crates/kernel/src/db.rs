@@ -18,6 +18,29 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     .await
 }
 
+/// Whether `err` says the database is busy rather than that the request is wrong: no pooled
+/// connection came in time, the pool is closing, or SQLite's writer stayed busy past
+/// `busy_timeout`. Such a request may succeed if retried, so it answers 503, not 500.
+#[must_use]
+pub fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, SqlxError};
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            SqlxError::PoolTimedOut | SqlxError::PoolClosed => true,
+            // SQLITE_BUSY (5) and its extended codes: the writer lock stayed taken.
+            SqlxError::Database(db) => db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|code| code & 0xff == 5),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Whether `err` is a violation of a unique constraint (on either database).
 #[must_use]
 pub fn is_unique_violation(err: &DbErr) -> bool {

@@ -47,6 +47,8 @@ pub struct Settings {
     pub database_url: String,
     /// Database pool size.
     pub database_max_connections: u32,
+    /// How long a request waits for a database connection before it answers 503 (ms).
+    pub database_acquire_timeout_ms: u64,
     /// Where the embedded default keeps its database, keys and `.eml` files.
     pub data_dir: PathBuf,
     /// Base64 of the 32-byte Ed25519 seed that signs access tokens.
@@ -104,6 +106,7 @@ impl Default for Settings {
             app_url: None,
             database_url: "sqlite://./data/tenantry.db".into(),
             database_max_connections: 16,
+            database_acquire_timeout_ms: 5000,
             data_dir: PathBuf::from("./data"),
             signing_key: None,
             encryption_key: None,

@@ -12,8 +12,17 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 use tenantry_migration::Migrator;
 
-/// Connects to `url` with a pool of at most `max_connections`.
-pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+/// How long a caller waits for a pooled connection before giving up (a request then answers
+/// 503 with `Retry-After`).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to `url` with a pool of at most `max_connections`, each taken within
+/// `acquire_timeout`.
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<DatabaseConnection, DbErr> {
     let url = normalise_sqlite_url(url);
     if let Some(path) = sqlite_path(&url)
         && let Some(parent) = std::path::Path::new(path).parent()
@@ -26,7 +35,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     opts.max_connections(max_connections)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(acquire_timeout)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
@@ -81,7 +90,7 @@ mod tests {
     async fn a_fresh_sqlite_file_is_created_migrated_and_tuned() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/nested/t.db", dir.path().display());
-        let db = connect(&url, 2).await.unwrap();
+        let db = connect(&url, 2, DEFAULT_ACQUIRE_TIMEOUT).await.unwrap();
         migrate(&db).await.unwrap();
         migrate(&db).await.unwrap(); // idempotent
         use sea_orm::{ConnectionTrait, Statement};

@@ -64,9 +64,13 @@ impl Platform {
     /// Connects, migrates, loads keys and wires the services.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let keys = keys::load(&settings).context("loading keys")?;
-        let db = db::connect(&settings.database_url, settings.database_max_connections)
-            .await
-            .context("connecting to the database")?;
+        let db = db::connect(
+            &settings.database_url,
+            settings.database_max_connections,
+            std::time::Duration::from_millis(settings.database_acquire_timeout_ms),
+        )
+        .await
+        .context("connecting to the database")?;
         db::migrate(&db).await.context("applying migrations")?;
         let jobs = JobQueue::connect(&settings.database_url)
             .await

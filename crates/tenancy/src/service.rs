@@ -60,8 +60,13 @@ pub trait TenancyService: Send + Sync {
         location: Option<LocationId>,
     ) -> Result<crate::ResolvedAccess, TenancyError>;
 
-    /// Whether `user` belongs to `tenant`, active or not.
-    async fn is_member(&self, tenant: TenantId, user: UserId) -> Result<bool, TenancyError>;
+    /// Which of `users` belong to `tenant`, active or not, read inside `txn`.
+    async fn members_among(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: TenantId,
+        users: &[UserId],
+    ) -> Result<Vec<UserId>, TenancyError>;
 
     /// Suspends or reactivates a tenant, as an operator does; a suspended tenant's members
     /// can neither sign in nor call the API.
@@ -328,11 +333,23 @@ impl TenancyService for SeaTenancy {
         crate::roles::resolve_access(&self.db, tenant, user, location).await
     }
 
-    async fn is_member(&self, tenant: TenantId, user: UserId) -> Result<bool, TenancyError> {
-        Ok(membership::Entity::find_by_id((tenant.0, user.0))
-            .one(&self.db)
+    async fn members_among(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: TenantId,
+        users: &[UserId],
+    ) -> Result<Vec<UserId>, TenancyError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(membership::Entity::find()
+            .filter(membership::Column::TenantId.eq(tenant.0))
+            .filter(membership::Column::UserId.is_in(users.iter().map(|u| u.0)))
+            .all(txn)
             .await?
-            .is_some())
+            .into_iter()
+            .map(|m| UserId(m.user_id))
+            .collect())
     }
 
     #[tracing::instrument(skip_all, err, fields(tenant_id = %tenant))]
