@@ -592,3 +592,83 @@ async fn tenant_policy_limits_who_and_how_many_may_be_invited(app: TestApp) {
     .await;
 }
 on_both_databases!(tenant_policy_limits_who_and_how_many_may_be_invited);
+
+async fn attacker_text_never_becomes_a_link_in_an_invitation_email(app: TestApp) {
+    // Names people see in emails refuse links and addresses.
+    let res = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "mallory@example.com", "password": "correct horse battery",
+                    "name": "Ada https://evil.example/login", "tenant_name": "evil.example"}),
+        )
+        .await;
+    let bad = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(problem_fields(&bad), ["name", "tenant_name"]);
+    assert_eq!(bad["errors"][0]["code"], "links_not_allowed");
+    let owner = app.register("owner@example.com", "Acme").await;
+    let res = app
+        .put_authed(
+            "/api/v1/tenants/current/settings",
+            &owner.access_token,
+            &json!({"branding": {"display_name": "Log in at evil.example"}}),
+        )
+        .await;
+    let bad = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(problem_fields(&bad), ["branding.display_name"]);
+
+    // Names stored before the rule are disarmed in the email all the same.
+    use sea_orm::ConnectionTrait as _;
+    app.platform
+        .db
+        .execute_unprepared(
+            "UPDATE users SET name = 'Ada https://evil.example/login' WHERE email = 'owner@example.com'",
+        )
+        .await
+        .unwrap();
+    app.platform
+        .db
+        .execute_unprepared("UPDATE tenants SET name = 'evil.example Ltd'")
+        .await
+        .unwrap();
+    let res = app
+        .post_authed(
+            "/api/v1/invitations",
+            &owner.access_token,
+            Some(json!({"emails": ["grace@example.com"], "role": "member",
+                        "message": "Log in at https://evil.example/login\nor write to help@evil.example"})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    app.run_pending_jobs().await;
+    let raw = app.mail.next_message_to("grace@example.com").await;
+    let message = crate::sessions::decoded(&raw)
+        .replace("\r\n ", " ")
+        .replace("\n ", " ");
+    assert!(
+        message.contains("> Log in at https[:]//evil[.]example/login\n")
+            && message.contains("> or write to help[@]evil[.]example\n"),
+        "{message}"
+    );
+    assert!(
+        message.contains("These are their words, not ours"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Ada https[:]//evil[.]example/login invited you to evil[.]example Ltd"),
+        "{message}"
+    );
+    for live in ["https://evil", "evil.example", "@evil"] {
+        assert!(!message.contains(live), "{live} in {message}");
+    }
+
+    // Accepting as a new account names it under the same rule.
+    let token = crate::sessions::token_from_email(&raw);
+    let res = accept(
+        &app,
+        &json!({"token": token, "name": "Grace www.evil.example", "password": "a long enough password"}),
+    )
+    .await;
+    let bad = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(problem_fields(&bad), ["name"]);
+}
+on_both_databases!(attacker_text_never_becomes_a_link_in_an_invitation_email);

@@ -46,6 +46,29 @@ pub fn reads_as_link(text: &str) -> bool {
     LINKS.as_ref().is_none_or(|re| re.is_match(text))
 }
 
+/// `text` with everything that reads as a link or an address disarmed, for text of users in
+/// emails: `https://evil.example` becomes `https[:]//evil[.]example`, `ada@evil.example`
+/// `ada[@]evil[.]example` — readable, but no mail client makes a link of it.
+#[must_use]
+pub fn defang(text: &str) -> String {
+    let Some(re) = LINKS.as_ref() else {
+        return text.replace(['.', '@', ':'], "_");
+    };
+    re.replace_all(text, |found: &regex::Captures<'_>| {
+        let mut out = String::new();
+        for c in found[0].chars() {
+            match c {
+                '.' | '\u{3002}' | '\u{ff0e}' | '\u{ff61}' => out.push_str("[.]"),
+                '@' => out.push_str("[@]"),
+                ':' => out.push_str("[:]"),
+                other => out.push(other),
+            }
+        }
+        out
+    })
+    .into_owned()
+}
+
 /// What a free-text field takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TextRule {
@@ -218,6 +241,21 @@ mod tests {
             code(rule.optional("m", "a\u{1b}[31m")),
             "invalid_characters"
         );
+    }
+
+    #[test]
+    fn defanged_text_reads_the_same_and_links_nothing() {
+        assert_eq!(
+            defang("Click https://evil.example/login, or mail ada@evil.example."),
+            "Click https[:]//evil[.]example/login, or mail ada[@]evil[.]example."
+        );
+        assert_eq!(
+            defang("J.R.R. Tolkien at 10.0.0.1"),
+            "J.R.R. Tolkien at 10[.]0[.]0[.]1"
+        );
+        assert_eq!(defang("www.evil.example"), "www[.]evil[.]example");
+        assert_eq!(defang("evil\u{3002}example"), "evil[.]example");
+        assert_eq!(defang("javascript://x"), "javascript[:]//x");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::Path;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
+use tenantry_kernel::text;
 
 use crate::Settings;
 
@@ -72,13 +73,16 @@ impl Mailer {
     }
 }
 
-/// The email that asks a new user to confirm their address.
+/// The email that asks a new user to confirm their address. (The name is the account's own,
+/// but whoever signs up chooses it, for any address: it is defanged like every text of users
+/// in emails.)
 pub fn verification_email(
     from: &str,
     to_name: &str,
     to_email: &str,
     link: &str,
 ) -> Result<Message, MailError> {
+    let to_name = &text::defang(to_name);
     plain_email(
         from,
         (Some(to_name), to_email),
@@ -98,6 +102,7 @@ pub fn password_reset_email(
     to_email: &str,
     link: &str,
 ) -> Result<Message, MailError> {
+    let to_name = &text::defang(to_name);
     plain_email(
         from,
         (Some(to_name), to_email),
@@ -112,17 +117,31 @@ pub fn password_reset_email(
 }
 
 /// The invitation email, with its single-use link.
+///
+/// Everything in it that people wrote — the inviter's and the tenant's names, the message —
+/// is sent from this service's own address, so it is disarmed: anything that reads as a
+/// link is defanged ([`text::defang`]; names refuse links at input, this covers older
+/// ones), and the message is quoted line by line as the inviter's words.
 pub fn invitation_email(
     from: &str,
     mail: &tenantry_identity::InvitationMail,
     link: &str,
 ) -> Result<Message, MailError> {
-    let inviter = mail.inviter_name.as_deref().unwrap_or("Someone");
-    let tenant = &mail.tenant_name;
+    let inviter = text::defang(mail.inviter_name.as_deref().unwrap_or("Someone"));
+    let tenant = text::defang(&mail.tenant_name);
     let note = mail
         .message
         .as_deref()
-        .map(|m| format!("\n{inviter} wrote:\n\n{m}\n"))
+        .map(|m| {
+            let quoted: String = m
+                .lines()
+                .map(|line| format!("> {}\n", text::defang(line)))
+                .collect();
+            format!(
+                "\n{inviter} added a message. These are their words, not ours; links in them \
+                 are disabled:\n\n{quoted}"
+            )
+        })
         .unwrap_or_default();
     plain_email(
         from,
