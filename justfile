@@ -30,3 +30,8 @@ bench:
 bench-permissions:
     cargo run --release -q -p tenantry-platform --example permissions
     BENCH_DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" cargo run --release -q -p tenantry-platform --example permissions
+
+# schemathesis, every check, against a fresh server, for FUZZ_SECONDS (default 600).
+fuzz:
+    cargo build --quiet -p tenantry-server
+    TENANTRY_BIN="${CARGO_TARGET_DIR:-target}/debug/tenantry" FUZZ_SECONDS="${FUZZ_SECONDS:-600}" python3 .ci/fuzz.py "${SCHEMATHESIS:-schemathesis}"

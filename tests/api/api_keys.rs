@@ -267,11 +267,11 @@ async fn keys_hold_no_more_than_their_maker_and_stop_when_expired(app: TestApp) 
             ),
         )
         .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
+        StatusCode::NOT_FOUND,
+        "not_found",
     )
     .await;
-    assert_eq!(problem_fields(&problem), ["location_id"]);
+    assert_eq!(problem["detail"], "location not found");
     let created = make_key(
         &app,
         &manager,

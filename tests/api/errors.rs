@@ -207,3 +207,36 @@ on_both_databases!(
     a_request_that_gets_no_connection_in_time_is_a_503,
     settings = |s| s.database_acquire_timeout_ms = 300
 );
+
+async fn requests_the_http_parser_refuses_get_problems_too(app: TestApp) {
+    // A request target longer than a URI may be (the 100 000-character search).
+    let long = format!(
+        "GET /api/v1/users?q={} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let (status, head, body) = raw_exchange(&app, long.as_bytes()).await;
+    assert_eq!(status, 400, "{head}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["code"], "malformed_request");
+    assert_eq!(problem["status"], 400);
+    assert!(problem["request_id"].is_string());
+
+    // A header line that is no header.
+    let (status, head, body) = raw_exchange(
+        &app,
+        b"GET /health HTTP/1.1\r\nHost: t\r\nnot a header\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 400, "{head}");
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["code"], "malformed_request");
+
+    // The server goes on serving.
+    let res = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+on_both_databases!(requests_the_http_parser_refuses_get_problems_too);

@@ -473,6 +473,7 @@ on_both_databases!(a_location_grant_counts_only_while_acting_in_that_location);
 async fn an_invitation_into_a_location_makes_the_invitee_its_member(app: TestApp) {
     let owner = app.register("owner@example.com", "Acme").await;
     let store = create(&app, &owner, "Bern", None).await;
+    // A location id that names no location of the tenant is not found, as at sign-in.
     let bad = assert_problem(
         app.post_authed(
             "/api/v1/invitations",
@@ -481,11 +482,15 @@ async fn an_invitation_into_a_location_makes_the_invitee_its_member(app: TestApp
                         "location_id": uuid::Uuid::now_v7()})),
         )
         .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
+        StatusCode::NOT_FOUND,
+        "not_found",
     )
     .await;
-    assert_eq!(bad["errors"][0]["field"], "location_id");
+    assert_eq!(bad["detail"], "location not found");
+    let invitations = app
+        .get_json("/api/v1/invitations", &owner.access_token)
+        .await;
+    assert_eq!(invitations["items"], json!([]));
 
     let res = app
         .post_authed(

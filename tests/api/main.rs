@@ -6,6 +6,7 @@ mod access_tokens;
 mod account;
 mod api_keys;
 mod audit;
+mod contract;
 mod errors;
 mod helpers;
 mod input;

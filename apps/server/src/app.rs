@@ -3,11 +3,14 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use actix_http::HttpService;
+use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
 use actix_web::body::MessageBody;
+use actix_web::dev::AppConfig;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::middleware::{Condition, Next, from_fn};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use anyhow::Context as _;
 use tenantry_platform::{Platform, Settings, jobs};
 use tokio::sync::watch;
@@ -87,7 +90,10 @@ fn http_server(platform: Arc<Platform>, listener: TcpListener) -> anyhow::Result
     );
     let body_limit = web::Data::new(crate::input::BodyLimit(settings.max_body_bytes));
     let data = web::Data::new(platform);
-    let server = HttpServer::new(move || {
+    let local = listener.local_addr()?;
+    // actix-web's HttpServer, but over connections whose parser refusals become problem
+    // documents (see `codec_errors`).
+    let app = move || {
         let cors = cors(&settings.cors_allowed_origins);
         App::new()
             .app_data(data.clone())
@@ -118,10 +124,33 @@ fn http_server(platform: Arc<Platform>, listener: TcpListener) -> anyhow::Result
                 }),
             )
             .default_service(web::to(fallback))
-    })
-    .workers(workers)
-    .listen(listener)?
-    .run();
+    };
+    let builder = Server::build();
+    // On shutdown, kept-alive connections close after their request, as actix-web does.
+    let closing = builder.graceful_shutdown_signal();
+    let server = builder
+        .workers(workers)
+        .listen("tenantry-http", listener, move || {
+            let closing = closing.clone();
+            let http = HttpService::build()
+                .local_addr(local)
+                .graceful_shutdown_signal(move || {
+                    let closing = closing.clone();
+                    async move { closing.notified().await }
+                })
+                .h1(map_config(
+                    app()
+                        .into_factory()
+                        .map_err(|e: actix_web::Error| e.error_response()),
+                    |_| AppConfig::default(),
+                ));
+            fn_service(|io: actix_web::rt::net::TcpStream| async move {
+                let peer = io.peer_addr().ok();
+                Ok((crate::codec_errors::ProblemIo::new(io), peer))
+            })
+            .and_then(http)
+        })?
+        .run();
     Ok(server)
 }
 
@@ -182,8 +211,9 @@ async fn security_headers(
     Ok(res)
 }
 
-async fn openapi_json() -> Result<HttpResponse, ApiError> {
-    let body = openapi::pretty_json().map_err(|e| ApiError::internal(&e))?;
+async fn openapi_json(state: routes::AppState) -> Result<HttpResponse, ApiError> {
+    let body =
+        openapi::served_json(&state.settings.tenant_limits).map_err(|e| ApiError::internal(&e))?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(body))
@@ -195,13 +225,7 @@ async fn fallback(req: HttpRequest) -> HttpResponse {
     let err = if allowed.is_empty() {
         ApiError::not_found().detail(format!("no route for {}", req.path()))
     } else {
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "Method not allowed",
-        )
-        .detail(format!("{} is not supported here", req.method()))
-        .header(header::ALLOW, allowed.join(", "))
+        ApiError::method_not_allowed(req.method(), &allowed)
     };
     actix_web::ResponseError::error_response(&err)
 }

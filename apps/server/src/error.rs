@@ -152,6 +152,18 @@ impl ApiError {
             )
     }
 
+    /// 405 for a method the resource lacks, with the ones it has in `Allow`.
+    #[must_use]
+    pub fn method_not_allowed(method: &actix_web::http::Method, allowed: &[&str]) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Method not allowed",
+        )
+        .detail(format!("{method} is not supported here"))
+        .header(header::ALLOW, allowed.join(", "))
+    }
+
     /// 404 for a route or resource that does not exist (or is another tenant's).
     #[must_use]
     pub fn not_found() -> Self {
@@ -422,6 +434,10 @@ impl From<TenancyError> for ApiError {
             TenancyError::NotOnLocation => {
                 ApiError::new(StatusCode::CONFLICT, "not_on_location", "Conflict")
                     .detail("the member does not work at this location; add them to it first")
+            }
+            TenancyError::OwnerIsTenantWide => {
+                ApiError::new(StatusCode::CONFLICT, "owner_is_tenant_wide", "Conflict")
+                    .detail("the owner role is held tenant-wide, never at a location")
             }
             TenancyError::Invalid(v) => v.into(),
             TenancyError::Database(db) => ApiError::database(&db),

@@ -142,6 +142,33 @@ fn enrollment_may_call(path: &str) -> bool {
 /// The version named by `If-Match`, if the header is present (`*` means any).
 pub struct IfMatch(pub Option<i32>);
 
+/// What `If-Match` takes: `*`, or one entity tag as this API sends them (`"3"`, or weak
+/// `W/"3"`), or nothing (which matches no version). The API document states it as this
+/// pattern.
+pub const IF_MATCH_PATTERN: &str = r#"^(?:\*|(?:W/)?"[0-9]{1,9}")?$"#;
+
+/// A version no resource has: an empty `If-Match` is an empty list of entity tags (RFC 9110
+/// §13.1.1), which no version matches, so the precondition fails (412).
+const NO_VERSION: i32 = i32::MIN;
+
+/// The version an `If-Match` value names: `Ok(None)` for `*`.
+fn parse_if_match(text: &str) -> Result<Option<i32>, ()> {
+    if text == "*" {
+        return Ok(None);
+    }
+    if text.is_empty() {
+        return Ok(Some(NO_VERSION));
+    }
+    let digits = text
+        .strip_prefix("W/")
+        .unwrap_or(text)
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .filter(|d| (1..=9).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or(())?;
+    digits.parse().map(Some).map_err(|_| ())
+}
+
 impl FromRequest for IfMatch {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, ApiError>>;
@@ -149,25 +176,20 @@ impl FromRequest for IfMatch {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let parsed = match req.headers().get(header::IF_MATCH) {
             None => Ok(IfMatch(None)),
-            Some(v) => {
-                let text = v.to_str().unwrap_or("").trim();
-                if text == "*" {
-                    Ok(IfMatch(None))
-                } else {
-                    text.trim_start_matches("W/")
-                        .trim_matches('"')
-                        .parse::<i32>()
-                        .map(|n| IfMatch(Some(n)))
-                        .map_err(|_| {
-                            ApiError::new(
-                                actix_web::http::StatusCode::BAD_REQUEST,
-                                "invalid_if_match",
-                                "Malformed header",
-                            )
-                            .detail("If-Match must be an ETag returned by this API")
-                        })
-                }
-            }
+            // A value that is not visible ASCII is no entity tag (and not an empty one).
+            Some(v) => v
+                .to_str()
+                .map_err(|_| ())
+                .and_then(|text| parse_if_match(text.trim()))
+                .map(IfMatch)
+                .map_err(|()| {
+                    ApiError::new(
+                        actix_web::http::StatusCode::BAD_REQUEST,
+                        "invalid_if_match",
+                        "Malformed header",
+                    )
+                    .detail("If-Match must be *, or an ETag this API returned, such as \"3\"")
+                }),
         };
         std::future::ready(parsed)
     }
@@ -206,8 +228,17 @@ impl PageQuery {
     }
 }
 
-/// Path settings: a path segment that cannot be an id names nothing, so it is a 404.
+/// Path settings: a path segment that cannot be an id names nothing, so it is a 404 — unless
+/// the path names another resource that lacks the method (`PATCH /users/me` reaches the
+/// handler of `PATCH /users/{id}`), which is a 405 with `Allow`.
 #[must_use]
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|_err, _req| ApiError::not_found().into())
+    web::PathConfig::default().error_handler(|_err, req| {
+        let allowed = crate::openapi::allowed_methods(req.path());
+        if allowed.is_empty() || allowed.contains(&req.method().as_str()) {
+            ApiError::not_found().into()
+        } else {
+            ApiError::method_not_allowed(req.method(), &allowed).into()
+        }
+    })
 }

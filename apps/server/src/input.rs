@@ -427,6 +427,23 @@ fn read_bool(s: &str) -> Option<Value> {
     }
 }
 
+/// A number with no fraction, as an integer type asks for it: JSON Schema counts `3.0` an
+/// integer, and so does the API.
+fn integral(value: Value) -> Value {
+    match value.as_f64() {
+        Some(f) if value.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            // Exactly representable in both types below 2^53; the cast cannot truncate.
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "checked integral and in range"
+            )]
+            let i = f as i64;
+            Value::from(i)
+        }
+        _ => value,
+    }
+}
+
 fn read_number(s: &str) -> Option<Value> {
     if let Ok(u) = s.parse::<u64>() {
         return Some(Value::from(u));
@@ -441,12 +458,21 @@ fn read_number(s: &str) -> Option<Value> {
 }
 
 macro_rules! numbers {
-    ($($method:ident)*) => {$(
-        fn $method<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
-            let path = self.path;
-            self.read_text(visitor, read_number).map_err(|e| e.at(path))
-        }
-    )*};
+    (integers: $($int:ident)*; floats: $($float:ident)*) => {
+        $(
+            fn $int<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
+                let path = self.path;
+                let this = Strict { value: integral(self.value), ..self };
+                this.read_text(visitor, read_number).map_err(|e| e.at(path))
+            }
+        )*
+        $(
+            fn $float<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
+                let path = self.path;
+                self.read_text(visitor, read_number).map_err(|e| e.at(path))
+            }
+        )*
+    };
 }
 
 impl<'de> de::Deserializer<'de> for Strict<'_> {
@@ -458,9 +484,9 @@ impl<'de> de::Deserializer<'de> for Strict<'_> {
     }
 
     numbers! {
-        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
-        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
-        deserialize_f32 deserialize_f64
+        integers: deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128;
+        floats: deserialize_f32 deserialize_f64
     }
 
     fn deserialize_bool<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
@@ -727,6 +753,14 @@ mod tests {
         assert_eq!(
             problem(parse_body(br#"{"limit": -1}"#)),
             [pair("limit", "out_of_range")]
+        );
+        // An integer may be written with a zero fraction, as JSON Schema allows; not with
+        // another.
+        let whole: Outer = parse_body(br#"{"limit": 20.0}"#).unwrap();
+        assert_eq!(whole.limit, Some(20));
+        assert_eq!(
+            problem(parse_body(br#"{"limit": 20.5}"#)),
+            [pair("limit", "invalid_type")]
         );
     }
 

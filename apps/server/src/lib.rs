@@ -6,6 +6,8 @@
 
 pub mod app;
 pub mod client_ip;
+pub mod codec_errors;
+pub mod contract;
 pub mod error;
 pub mod extract;
 pub mod input;

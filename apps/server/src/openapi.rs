@@ -250,40 +250,67 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     &DOCUMENT
 }
 
+/// The document as JSON, with what [`crate::contract`] adds.
+fn refined() -> Result<serde_json::Value, serde_json::Error> {
+    let mut doc = serde_json::to_value(document())?;
+    crate::contract::refine(&mut doc);
+    Ok(doc)
+}
+
 /// The document as pretty JSON with a trailing newline, as committed.
 pub fn pretty_json() -> Result<String, serde_json::Error> {
-    document().to_pretty_json().map(|mut s| {
+    serde_json::to_string_pretty(&refined()?).map(|mut s| {
         s.push('\n');
         s
     })
 }
 
-/// The methods the API offers at `path`; empty when no route matches it.
+/// The document as this installation serves it: the limits a tenant may set are the ones
+/// configured (`tenant_limits`), not the defaults the committed document states.
+pub fn served_json(ceilings: &tenantry_tenancy::Ceilings) -> Result<String, serde_json::Error> {
+    let mut doc = refined()?;
+    let limits = &mut doc["components"]["schemas"]["LimitsBody"]["properties"];
+    if let Some(rate) = limits.get_mut("api_requests_per_minute") {
+        rate["maximum"] = ceilings.api_requests_per_minute.into();
+    }
+    if let (Some(seats), Some(most)) = (limits.get_mut("seats"), ceilings.seats) {
+        seats["maximum"] = most.into();
+    }
+    serde_json::to_string_pretty(&doc)
+}
+
+/// The methods the API offers at `path`; empty when no route matches it. Of the templates
+/// that match, the one with the most literal segments names the resource (`/users/me`, not
+/// `/users/{id}`).
 #[must_use]
 pub fn allowed_methods(path: &str) -> Vec<&'static str> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    for (template, item) in &document().paths.paths {
-        let t: Vec<&str> = template.split('/').collect();
-        let matches = t.len() == segments.len()
-            && t.iter()
-                .zip(&segments)
-                .all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b);
-        if matches {
-            let ops = [
-                ("GET", item.get.is_some()),
-                ("PUT", item.put.is_some()),
-                ("POST", item.post.is_some()),
-                ("DELETE", item.delete.is_some()),
-                ("PATCH", item.patch.is_some()),
-            ];
-            return ops
-                .into_iter()
-                .filter(|(_, on)| *on)
-                .map(|(m, _)| m)
-                .collect();
-        }
-    }
-    Vec::new()
+    let best = document()
+        .paths
+        .paths
+        .iter()
+        .filter(|(template, _)| {
+            let t: Vec<&str> = template.split('/').collect();
+            t.len() == segments.len()
+                && t.iter()
+                    .zip(&segments)
+                    .all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b)
+        })
+        .max_by_key(|(template, _)| template.split('/').filter(|s| !s.starts_with('{')).count());
+    let Some((_, item)) = best else {
+        return Vec::new();
+    };
+    [
+        ("GET", item.get.is_some()),
+        ("PUT", item.put.is_some()),
+        ("POST", item.post.is_some()),
+        ("DELETE", item.delete.is_some()),
+        ("PATCH", item.patch.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, on)| *on)
+    .map(|(m, _)| m)
+    .collect()
 }
 
 #[cfg(test)]
@@ -294,6 +321,12 @@ mod tests {
     fn allowed_methods_come_from_the_document() {
         assert_eq!(allowed_methods("/api/v1/tenants/current"), ["GET", "PUT"]);
         assert_eq!(allowed_methods("/api/v1/auth/login"), ["POST"]);
+        // A literal segment names the resource over a parameter.
+        assert_eq!(allowed_methods("/api/v1/users/me"), ["GET"]);
+        assert_eq!(
+            allowed_methods("/api/v1/users/0190cafe-0000-7000-8000-000000000000"),
+            ["GET", "DELETE", "PATCH"]
+        );
         assert!(allowed_methods("/api/v1/nothing").is_empty());
     }
 

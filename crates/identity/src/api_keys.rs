@@ -302,15 +302,11 @@ impl ApiKeyService for SeaIdentity {
         ctx.require(Permission::ApiKeysManage)?;
         ctx.require_all(input.scopes, input.location_id)
             .map_err(TenancyError::from)?;
+        // A well-formed id that names no location of the tenant is not found, as in a path.
         if let Some(l) = input.location_id
             && !self.tenancy.location_exists(ctx.tenant_id, l).await?
         {
-            return Err(ValidationErrors(vec![FieldError::new(
-                "location_id",
-                "unknown_location",
-                "no location of this tenant has this id",
-            )])
-            .into());
+            return Err(TenancyError::LocationNotFound.into());
         }
         let prefix = hex(&random_bytes::<6>().map_err(|e| IdentityError::Unexpected(e.into()))?);
         let (secret, secret_hash) = new_token().map_err(|e| IdentityError::Unexpected(e.into()))?;

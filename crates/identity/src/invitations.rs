@@ -667,15 +667,11 @@ impl InvitationService for SeaIdentity {
         if !refused.is_empty() {
             return Err(ValidationErrors(refused).into());
         }
+        // A well-formed id that names no location of the tenant is not found, as in a path.
         if let Some(location) = input.location
             && !self.tenancy.location_exists(tenant, location).await?
         {
-            return Err(ValidationErrors(vec![FieldError::new(
-                "location_id",
-                "unknown_location",
-                "no such location in this tenant",
-            )])
-            .into());
+            return Err(TenancyError::LocationNotFound.into());
         }
         let now = Utc::now();
         let addresses: Vec<&str> = input.emails.iter().map(Email::as_str).collect();

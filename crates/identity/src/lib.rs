@@ -25,7 +25,8 @@ pub use error::{IdentityError, TokenKind};
 pub use invitations::{
     Accepted, EmailDelivery, INVITATION_EMAIL_QUEUED, Invitation, InvitationCleanup,
     InvitationMail, InvitationPreview, InvitationService, InvitationStatus, InviteOutcome,
-    MAX_BATCH, MAX_EMAIL_ATTEMPTS, NewInvitations, RESEND_COOLDOWN, RETRY_DELAYS, SkipReason,
+    MAX_BATCH, MAX_EMAIL_ATTEMPTS, MESSAGE, NewInvitations, RESEND_COOLDOWN, RETRY_DELAYS,
+    SkipReason,
 };
 pub use jwt::{AccessClaims, TokenSigner};
 pub use mfa::{
@@ -33,8 +34,8 @@ pub use mfa::{
     TotpEnrollment,
 };
 pub use model::{
-    Credentials, Email, Me, Password, PersonName, PurgeReport, Registered, Registration,
-    SessionInfo, TokenMail, TokenPair, VerifiedEmail,
+    Credentials, EMAIL_PATTERN, Email, Me, Password, PersonName, PurgeReport, Registered,
+    Registration, SessionInfo, TokenMail, TokenPair, VerifiedEmail,
 };
 pub use password::{Admission, HashPool, PasswordHasher};
 pub use service::{

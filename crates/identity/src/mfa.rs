@@ -264,6 +264,8 @@ impl SeaIdentity {
                 self.accept_code(&self.db, user, &code, false).await?
             }
             Proof::Password(password) => {
+                crate::Password::check_given("password", &password)
+                    .map_err(tenantry_kernel::ValidationErrors::from)?;
                 self.count(Attempt::Password, client, Some(&account))
                     .await?;
                 let checking = self.hasher.admit().await?;

@@ -848,6 +848,7 @@ impl IdentityService for SeaIdentity {
         new: Password,
     ) -> Result<(), IdentityError> {
         let (user_id, session_id) = crate::mfa::user_session(ctx)?;
+        Password::check_given("current_password", current).map_err(ValidationErrors::from)?;
         self.count(Attempt::Password, &ctx.client, Some(&user_id.to_string()))
             .await?;
         let checking = self.hasher.admit().await?;

@@ -1,12 +1,20 @@
-//! Keyset pagination, as every list endpoint does it: `limit` (default 50, at most 200) and an
-//! opaque `cursor` naming the last item of the previous page. Rows are ordered by their UUIDv7
-//! id, newest first, so a page costs one index range scan however long the table is.
+//! Keyset pagination, as every list endpoint does it: `limit` (default 50, at most 200) and a
+//! `cursor` naming the last item of the previous page. Rows are ordered by their UUIDv7 id,
+//! newest first, so a page costs one index range scan however long the table is.
+//!
+//! A cursor is lowercase hex: the last item's id (32 digits) — for lists ordered by a name,
+//! followed by the name's UTF-8 bytes. Every string of that form is a position in the list, so
+//! the API document can state the form exactly ([`ID_CURSOR_PATTERN`], [`KEY_CURSOR_PATTERN`])
+//! and a cursor a client built itself pages from wherever it points.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
 use crate::FieldError;
+
+/// The form of a cursor of a list ordered by id (empty: the first page).
+pub const ID_CURSOR_PATTERN: &str = "^(?:[0-9a-f]{32})?$";
+/// The form of a cursor of a list ordered by a name and then by id (empty: the first page).
+pub const KEY_CURSOR_PATTERN: &str = "^(?:[0-9a-f]{32}(?:[0-9a-f]{2})*)?$";
 
 /// Items per page when the caller does not say.
 pub const DEFAULT_LIMIT: u64 = 50;
@@ -182,7 +190,9 @@ impl KeyPageRequest {
         let next_cursor = if more {
             rows.last().map(|last| {
                 let (k, id) = key(last);
-                URL_SAFE_NO_PAD.encode(format!("{id}{k}"))
+                let mut cursor = encode_cursor(id);
+                cursor.push_str(&hex(k.as_bytes()));
+                cursor
             })
         } else {
             None
@@ -194,19 +204,46 @@ impl KeyPageRequest {
     }
 }
 
+/// The id and the name a key cursor names. Any bytes make a name — what is not UTF-8, or is a
+/// control character (which no database comparison may carry), reads as U+FFFD — so every
+/// cursor of the documented form is a position.
 fn decode_key_cursor(cursor: &str) -> Option<(String, Uuid)> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
-    let id = Uuid::parse_str(text.get(..36)?).ok()?;
-    Some((text[36..].to_owned(), id))
+    let bytes = unhex(cursor)?;
+    let id = Uuid::from_slice(bytes.get(..16)?).ok()?;
+    let key = String::from_utf8_lossy(&bytes[16..])
+        .chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    Some((key, id))
 }
 
 fn encode_cursor(id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
+    hex(id.as_bytes())
 }
 
 fn decode_cursor(cursor: &str) -> Option<Uuid> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let bytes = unhex(cursor)?;
     Uuid::from_slice(&bytes).ok()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Lowercase hex only, as the cursor patterns say.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
 }
 
 #[cfg(test)]
@@ -257,5 +294,32 @@ mod tests {
         assert_eq!(next.after, Some(("Bob".to_owned(), rows[1].1)));
         let errors = KeyPageRequest::parse(Some(0), Some("bm9wZQ")).unwrap_err();
         assert_eq!(errors.len(), 2);
+    }
+
+    /// Every string of the documented forms is a cursor, and nothing else is.
+    #[test]
+    fn cursors_are_exactly_their_documented_forms() {
+        let id = regex::Regex::new(ID_CURSOR_PATTERN).unwrap();
+        let key = regex::Regex::new(KEY_CURSOR_PATTERN).unwrap();
+        let any_id = "0123456789abcdef0123456789abcdef";
+        for (cursor, is_id, is_key) in [
+            (any_id.to_owned(), true, true),
+            (format!("{any_id}00ff7f"), false, true),
+            (format!("{any_id}0"), false, false),
+            (any_id.to_uppercase(), false, false),
+            ("not a cursor".to_owned(), false, false),
+        ] {
+            assert_eq!(id.is_match(&cursor), is_id, "{cursor}");
+            assert_eq!(decode_cursor(&cursor).is_some(), is_id, "{cursor}");
+            assert_eq!(key.is_match(&cursor), is_key, "{cursor}");
+            assert_eq!(decode_key_cursor(&cursor).is_some(), is_key, "{cursor}");
+        }
+        // Empty is the first page, in both forms.
+        assert!(id.is_match("") && key.is_match(""));
+        assert_eq!(PageRequest::parse(None, Some("")).unwrap().before, None);
+        assert_eq!(KeyPageRequest::parse(None, Some("")).unwrap().after, None);
+        // A name that is not text still reads as one, without control characters.
+        let (name, _) = decode_key_cursor(&format!("{any_id}00ff41")).unwrap();
+        assert_eq!(name, "\u{fffd}\u{fffd}A");
     }
 }

@@ -25,14 +25,35 @@ pub fn is_forbidden_control(c: char) -> bool {
     c.is_control() && !matches!(c, '\t' | '\n' | '\r')
 }
 
+/// The whitespace `str::trim` removes and the edge lets through (tab, line breaks and the
+/// Unicode spaces), as a pattern character class: for patterns of values taken with whitespace
+/// around them. A macro, so that `concat!` builds patterns from it.
+#[macro_export]
+macro_rules! space_class {
+    () => {
+        "[\\t\\n\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    };
+}
+
+/// A character class of what is neither whitespace nor a control, nor one of `$except`.
+#[macro_export]
+macro_rules! visible_class {
+    ($except:literal) => {
+        concat!(
+            "[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000",
+            $except,
+            "]"
+        )
+    };
+}
+
 /// A character a multi-line text takes (anything but the forbidden controls).
 const LINES_CHAR: &str = r"[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]";
 /// A character a single line takes (no control character at all).
 const LINE_CHAR: &str = r"[^\u0000-\u001f\u007f-\u009f]";
 /// A character that is neither a control nor whitespace as `str::trim` counts it (Unicode
 /// White_Space), so text holding one is not blank.
-const VISIBLE_CHAR: &str =
-    r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+const VISIBLE_CHAR: &str = visible_class!("");
 /// What reads as a link or an address: a scheme (`https://`), an `@`, a dot between a
 /// letter or digit and two letters (`evil.example`, also with the full-width and ideographic
 /// dots mail clients accept), or a dotted IPv4 address. `J.R.R. Tolkien` and `Acme Inc.` pass.

@@ -82,6 +82,9 @@ pub enum TenancyError {
     /// The member does not work at the location a grant names.
     #[error("the member does not work at that location")]
     NotOnLocation,
+    /// The owner role was asked for at a location; ownership is tenant-wide.
+    #[error("ownership is tenant-wide")]
+    OwnerIsTenantWide,
     /// The input did not parse.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),

@@ -19,8 +19,8 @@ mod settings;
 
 pub use error::TenancyError;
 pub use locations::{
-    ADDRESS, BrandingOverrides, Location, LocationService, LocationSettings, LocationSettingsView,
-    LocationUpdate, NewLocation,
+    ADDRESS, BrandingOverrides, LOCATION_CODE_PATTERN, Location, LocationService, LocationSettings,
+    LocationSettingsView, LocationUpdate, NewLocation,
 };
 pub use member_service::MemberService;
 pub use members::{
@@ -29,11 +29,12 @@ pub use members::{
 };
 pub use model::{Membership, Slug, Tenant, TenantName, TenantStatus, TenantUpdate};
 pub use roles::{
-    CustomGrants, DESCRIPTION, MAX_CUSTOM_ROLES, ResolvedAccess, RoleDefinition, RoleGrant,
-    RoleInput, RoleService, parse_role_key,
+    CustomGrants, DESCRIPTION, MAX_CUSTOM_ROLES, ROLE_KEY_PATTERN, ResolvedAccess, RoleDefinition,
+    RoleGrant, RoleInput, RoleService, parse_role_key,
 };
 pub use service::{SeaTenancy, TenancyService};
 pub use settings::{
-    Branding, Ceilings, DEFAULT_API_REQUESTS_PER_MINUTE, Limits, SecurityPolicy, StoredSettings,
-    TenantSettings,
+    Branding, COLOR_PATTERN, Ceilings, DEFAULT_API_REQUESTS_PER_MINUTE, DOMAIN_PATTERN,
+    FEATURE_NAME_PATTERN, LOCALE_PATTERN, Limits, SecurityPolicy, StoredSettings, TenantSettings,
+    time_zones,
 };

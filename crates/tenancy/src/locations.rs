@@ -40,6 +40,16 @@ fn parse_code(raw: Option<&str>, errors: &mut ValidationErrors) -> Option<String
     Some(code.to_owned())
 }
 
+/// What a location code takes, for the API document: the code (blank: none), with whitespace
+/// around.
+pub const LOCATION_CODE_PATTERN: &str = concat!(
+    "^",
+    tenantry_kernel::space_class!(),
+    "*[A-Za-z0-9_.-]{0,32}",
+    tenantry_kernel::space_class!(),
+    "*$"
+);
+
 /// A postal address: up to 500 characters, on several lines if need be.
 pub const ADDRESS: TextRule = TextRule::lines(500);
 

@@ -137,6 +137,15 @@ pub fn parse_role_key(raw: &str) -> Result<String, FieldError> {
     }
 }
 
+/// What [`parse_role_key`] takes, for the API document: the key, with whitespace around.
+pub const ROLE_KEY_PATTERN: &str = concat!(
+    "^",
+    tenantry_kernel::space_class!(),
+    "*[a-z][a-z0-9_-]{1,39}",
+    tenantry_kernel::space_class!(),
+    "*$"
+);
+
 /// One role a member holds, tenant-wide or at a location.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleGrant {
@@ -693,6 +702,9 @@ impl RoleService for SeaTenancy {
                     granted_at: member.updated_at,
                 });
             }
+            // The owner role is named by id here, so no schema can refuse it: it conflicts
+            // with what the role is.
+            (Some(Role::Owner), Some(_)) => return Err(TenancyError::OwnerIsTenantWide),
             (Some(system), Some(l)) => {
                 self.set_location_member(ctx, l, user, system).await?;
                 let held = location_member::Entity::find_by_id((ctx.tenant_id.0, l.0, user.0))

@@ -209,8 +209,9 @@ impl TenantSettings {
             ));
         }
         for (i, d) in s.allowed_email_domains.iter_mut().enumerate() {
-            *d = d.trim().to_lowercase();
-            if !is_domain(d) {
+            let valid = d.chars().count() <= 253 && is_domain(d.trim());
+            *d = d.trim().to_ascii_lowercase();
+            if !valid {
                 errors.0.push(FieldError::new(
                     &format!("security.allowed_email_domains[{i}]"),
                     "invalid_domain",
@@ -300,6 +301,28 @@ impl TenantSettings {
     pub fn invitation_ttl(&self) -> chrono::Duration {
         chrono::Duration::hours(i64::from(self.security.invitation_ttl_hours))
     }
+}
+
+/// What a colour takes, for the API document.
+pub const COLOR_PATTERN: &str = "^#[0-9A-Fa-f]{6}$";
+/// What a language tag takes (at most 35 characters), for the API document.
+pub const LOCALE_PATTERN: &str = "^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$";
+/// What a feature toggle's name takes, for the API document.
+pub const FEATURE_NAME_PATTERN: &str = "^[a-z0-9_.-]{1,64}$";
+/// What a domain of `allowed_email_domains` takes (at most 253 characters as sent, stored
+/// lowercase), for the API document: labels of letters, digits and inner dashes.
+pub const DOMAIN_PATTERN: &str = concat!(
+    "^",
+    tenantry_kernel::space_class!(),
+    "*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?",
+    "(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+",
+    tenantry_kernel::space_class!(),
+    "*$"
+);
+
+/// Every time zone a tenant may choose, by its IANA name.
+pub fn time_zones() -> impl Iterator<Item = &'static str> {
+    chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
 }
 
 fn is_hex_color(s: &str) -> bool {
@@ -422,6 +445,66 @@ mod tests {
             TenantSettings::default().within(&ceilings).limits.seats,
             Some(10)
         );
+    }
+
+    /// The published patterns take exactly what the checks take.
+    #[test]
+    fn the_published_patterns_agree_with_the_checks() {
+        let re = |p: &str| regex::Regex::new(p).unwrap();
+        let (color, locale, feature, domain) = (
+            re(COLOR_PATTERN),
+            re(LOCALE_PATTERN),
+            re(FEATURE_NAME_PATTERN),
+            re(DOMAIN_PATTERN),
+        );
+        for s in [
+            "#0a7cff", "#0A7CFF", "0a7cff", "#0a7cf", "#0a7cffe", "#gggggg", "",
+        ] {
+            assert_eq!(is_hex_color(s), color.is_match(s), "{s:?}");
+        }
+        for s in [
+            "en",
+            "de-CH",
+            "zh-Hant-TW",
+            "e",
+            "engl",
+            "en-",
+            "en-123456789",
+            "en_CH",
+        ] {
+            assert_eq!(
+                is_language_tag(s),
+                locale.is_match(s) && s.len() <= 35,
+                "{s:?}"
+            );
+        }
+        let long_tag = format!("en{}", "-abcdefgh".repeat(4));
+        assert!(!is_language_tag(&long_tag) && locale.is_match(&long_tag));
+        for s in ["beta.reports", "a", "", "Beta", "a b", &"x".repeat(65)] {
+            assert_eq!(is_feature_name(s), feature.is_match(s), "{s:?}");
+        }
+        for s in [
+            "example.com",
+            " Example.COM ",
+            "a.b",
+            "localhost",
+            "-a.com",
+            "a-.com",
+            "a..b",
+            "\u{212a}.com",
+            "ex ample.com",
+            &format!("{}.com", "a".repeat(64)),
+        ] {
+            let mut settings = TenantSettings::default();
+            settings.security.allowed_email_domains = vec![s.to_owned()];
+            assert_eq!(
+                settings.validated(&Ceilings::default()).is_ok(),
+                domain.is_match(s),
+                "{s:?}"
+            );
+        }
+        assert!(time_zones().all(|z| z.parse::<chrono_tz::Tz>().is_ok()));
+        assert!(time_zones().any(|z| z == "Europe/Zurich"));
     }
 
     #[test]

@@ -106,6 +106,7 @@ pub struct CreateApiKeyRequest {
         (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid credentials", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks `api_keys.manage` (`forbidden`) or a scope (`permission_not_held`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No location of the tenant has this `location_id`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields: `name`, `scopes[i]`, `expires_at`, `location_id`", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]

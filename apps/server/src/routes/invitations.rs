@@ -192,6 +192,7 @@ impl InvitationQuery {
         (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid access token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed to invite (`forbidden`), or the role ranks above the caller's (`role_not_grantable`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No location of the tenant has this `location_id`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Every address skipped (`already_invited`, `already_member` or `invitation_conflict`, with `skipped`), or the seat limit would be passed (`seat_limit_reached`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, named `emails[i]` for addresses (`invalid_email`, `duplicate`, `domain_not_allowed`)", body = crate::error::Problem, content_type = "application/problem+json"),

@@ -325,7 +325,7 @@ pub struct GrantRoleRequest {
         (status = 401, description = "Missing or invalid access token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed (`forbidden`), a role ranking above the caller's (`role_not_grantable`), or a permission the caller lacks (`permission_not_held`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such member, role or location in this tenant", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Held already (`role_already_granted`), the last owner (`last_owner`), or the member does not work at the location (`not_on_location`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Held already (`role_already_granted`), the last owner (`last_owner`), the member does not work at the location (`not_on_location`), or the owner role at a location (`owner_is_tenant_wide`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`owner` at a location", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
