@@ -35,3 +35,9 @@ bench-permissions:
 fuzz:
     cargo build --quiet -p tenantry-server
     TENANTRY_BIN="${CARGO_TARGET_DIR:-target}/debug/tenantry" FUZZ_SECONDS="${FUZZ_SECONDS:-600}" python3 .ci/fuzz.py "${SCHEMATHESIS:-schemathesis}"
+
+# The attacks of the hardening review, rerun against the release binary: wrong proofs against
+# one account, and parallel refreshes of one token on PostgreSQL (TRIALS, POOL).
+bench-attacks:
+    cargo build --release -q -p tenantry-server
+    python3 bench/attacks.py "${CARGO_TARGET_DIR:-target}/release/tenantry" "${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"

@@ -33,15 +33,7 @@ async fn forged_claims_and_unknown_keys_are_refused(app: TestApp) {
     let account = app.register("ada@example.com", "Engines").await;
     let payload = account.access_token.split('.').nth(1).unwrap();
     let issued: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.get_public_json("/.well-known/jwks.json").await;
     let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
     let now = chrono::Utc::now().timestamp();
     let with = |changes: Value| {

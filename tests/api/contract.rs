@@ -106,15 +106,7 @@ on_both_databases!(what_the_document_allows_the_server_takes);
 /// The document the server serves states every request string's form and this
 /// installation's limits.
 async fn the_served_document_states_the_installations_limits(app: TestApp) {
-    let doc: Value = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.get_public_json("/api/openapi.json").await;
     let limits = &doc["components"]["schemas"]["LimitsBody"]["properties"];
     assert_eq!(limits["api_requests_per_minute"]["maximum"], 40);
     assert_eq!(limits["seats"]["maximum"], 7);

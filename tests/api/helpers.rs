@@ -174,6 +174,18 @@ impl TestApp {
             .expect("request")
     }
 
+    /// GETs `path` without credentials, expecting 200, and answers the JSON body.
+    pub async fn get_public_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let res = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), StatusCode::OK, "GET {path}");
+        res.json().await.expect("json body")
+    }
+
     /// GETs `path` as the holder of `token`, expecting 200, and answers the JSON body.
     pub async fn get_json(&self, path: &str, token: &str) -> Value {
         let res = self.get_authed(path, token).await;

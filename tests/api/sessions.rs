@@ -170,15 +170,7 @@ on_both_databases!(the_whole_session_lifecycle_works_over_http);
 
 async fn an_access_token_verifies_with_nothing_but_the_published_jwks(app: TestApp) {
     let account = app.register("grace@example.com", "Compilers").await;
-    let jwks: jsonwebtoken::jwk::JwkSet = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = app.get_public_json("/.well-known/jwks.json").await;
     let header = jsonwebtoken::decode_header(&account.access_token).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
     let jwk = jwks

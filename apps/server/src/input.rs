@@ -392,6 +392,22 @@ impl Strict<'_> {
         }
     }
 
+    /// The value, when it has the shape `is` asks for (`expected` names it otherwise).
+    fn shaped<'de, V: de::Visitor<'de>>(
+        self,
+        is: fn(&Value) -> bool,
+        expected: &str,
+        visitor: V,
+    ) -> Result<V::Value, InputError> {
+        let path = self.path;
+        if is(&self.value) {
+            self.any(visitor)
+        } else {
+            Err(self.refuse(expected))
+        }
+        .map_err(|e| e.at(path))
+    }
+
     fn any<'de, V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
         let (path, source) = (self.path, self.source);
         match self.value {
@@ -510,33 +526,15 @@ impl<'de> de::Deserializer<'de> for Strict<'_> {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, InputError> {
-        let path = self.path;
-        if self.value.is_object() {
-            self.any(visitor)
-        } else {
-            Err(self.refuse("an object"))
-        }
-        .map_err(|e| e.at(path))
+        self.shaped(Value::is_object, "an object", visitor)
     }
 
     fn deserialize_map<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
-        let path = self.path;
-        if self.value.is_object() {
-            self.any(visitor)
-        } else {
-            Err(self.refuse("an object"))
-        }
-        .map_err(|e| e.at(path))
+        self.shaped(Value::is_object, "an object", visitor)
     }
 
     fn deserialize_seq<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
-        let path = self.path;
-        if self.value.is_array() {
-            self.any(visitor)
-        } else {
-            Err(self.refuse("an array"))
-        }
-        .map_err(|e| e.at(path))
+        self.shaped(Value::is_array, "an array", visitor)
     }
 
     fn deserialize_tuple<V: de::Visitor<'de>>(

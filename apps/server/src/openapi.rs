@@ -122,6 +122,21 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every operation of a path.
+fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// The unauthenticated operations that check a secret or mail one, limited per client
 /// address and per account (authenticated ones answer 429 anyway).
 const CREDENTIAL_OPERATIONS: [&str; 8] = [
@@ -168,16 +183,7 @@ impl Modify for RateLimited {
             )
             .build();
         for item in openapi.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for op in operations_mut(item) {
                 let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let credential = op
                     .operation_id
@@ -216,16 +222,7 @@ impl Modify for DatabaseBusy {
             if !path.starts_with("/api/v1/") && path != "/health/db" {
                 continue;
             }
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for op in operations_mut(item) {
                 match op.responses.responses.get_mut("503") {
                     Some(RefOr::T(existing)) => {
                         existing.description = format!("{}, or {BUSY}", existing.description);
