@@ -116,8 +116,15 @@ def main():
                 print((data_dir / "server.log").read_text()[-20000:], file=sys.stderr)
             return status
         finally:
+            # A stop is graceful: jobs under way get `worker_shutdown_grace_ms` (10 s), HTTP
+            # requests under way what actix gives them; 30 s is well past both.
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                print((data_dir / "server.log").read_text()[-20000:], file=sys.stderr)
+                raise SystemExit("the server did not stop within 30 s of SIGTERM")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub platform: Arc<Platform>,
     pub mail: MailSink,
+    /// Stops the server (as SIGTERM does).
+    pub server: actix_web::dev::ServerHandle,
+    /// The server's run, which ends when it has stopped.
+    pub served: tokio::task::JoinHandle<anyhow::Result<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -128,7 +132,8 @@ pub async fn spawn_app(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> O
     let app = Application::build(settings).await.expect("server builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let platform = app.platform();
-    tokio::spawn(app.run_until_stopped());
+    let server = app.handle();
+    let served = tokio::spawn(app.run_until_stopped());
     Some(TestApp {
         address,
         client: reqwest::Client::builder()
@@ -137,6 +142,8 @@ pub async fn spawn_app(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> O
             .expect("client"),
         platform,
         mail,
+        server,
+        served,
         _dir: dir,
     })
 }
@@ -396,6 +403,8 @@ pub struct MailSink {
     pub port: u16,
     rx: Mutex<mpsc::UnboundedReceiver<String>>,
     down: Arc<AtomicBool>,
+    silent: Arc<AtomicBool>,
+    held: Mutex<mpsc::UnboundedReceiver<()>>,
 }
 
 impl MailSink {
@@ -407,8 +416,18 @@ impl MailSink {
         let (tx, rx) = mpsc::unbounded_channel();
         let down = Arc::new(AtomicBool::new(false));
         let is_down = Arc::clone(&down);
+        let silent = Arc::new(AtomicBool::new(false));
+        let is_silent = Arc::clone(&silent);
+        let (held_tx, held) = mpsc::unbounded_channel();
         tokio::spawn(async move {
+            let mut holding = Vec::new();
             while let Ok((mut socket, _)) = listener.accept().await {
+                if is_silent.load(Ordering::SeqCst) {
+                    // A relay that takes the connection and never greets.
+                    holding.push(socket);
+                    let _ = held_tx.send(());
+                    continue;
+                }
                 if is_down.load(Ordering::SeqCst) {
                     let _ = socket
                         .write_all(b"421 4.3.2 sink.test not available\r\n")
@@ -425,7 +444,22 @@ impl MailSink {
             port,
             rx: Mutex::new(rx),
             down,
+            silent,
+            held: Mutex::new(held),
         }
+    }
+
+    /// Makes the relay take connections and never answer (`true`), or answer again.
+    pub fn set_silent(&self, silent: bool) {
+        self.silent.store(silent, Ordering::SeqCst);
+    }
+
+    /// Waits (at most 30 s) until the silent relay holds one more connection.
+    pub async fn next_held_connection(&self) {
+        tokio::time::timeout(Duration::from_secs(30), self.held.lock().await.recv())
+            .await
+            .expect("a connection to the silent relay within 30 s")
+            .expect("sink open");
     }
 
     /// Takes the server down (`true`) or brings it back.

@@ -50,6 +50,12 @@ impl Application {
         self.port
     }
 
+    /// A handle that stops the server, as SIGTERM does (`stop(true)`: gracefully).
+    #[must_use]
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// The wired services.
     #[must_use]
     pub fn platform(&self) -> Arc<Platform> {
@@ -130,6 +136,9 @@ fn http_server(platform: Arc<Platform>, listener: TcpListener) -> anyhow::Result
     let closing = builder.graceful_shutdown_signal();
     let server = builder
         .workers(workers)
+        // On a stop, requests under way get 10 s, and the jobs after them their grace: both
+        // inside the 30 s orchestrators give a process before they kill it.
+        .shutdown_timeout(10)
         .listen("tenantry-http", listener, move || {
             let closing = closing.clone();
             let http = HttpService::build()

@@ -20,6 +20,9 @@ enum Rule {
     Text(TextRule, bool),
     /// A string matching the pattern, at most so many characters.
     Pattern(&'static str, Option<usize>),
+    /// A string matching every pattern (the first as `pattern`, the others in `allOf`), at
+    /// most so many characters: for a rule no one pattern can say.
+    Patterns(&'static [&'static str], Option<usize>),
     /// A secret or token: any string the edge lets through, within the lengths.
     Plain(Option<usize>, Option<usize>),
     /// One of the names the function lists.
@@ -35,7 +38,13 @@ enum Rule {
 
 const NAME: Rule = Rule::Text(PERSON_OR_ORG_NAME, true);
 const A_LABEL: Rule = Rule::Text(LABEL, true);
-const EMAIL: Rule = Rule::Pattern(tenantry_identity::EMAIL_PATTERN, Some(254));
+const EMAIL: Rule = Rule::Patterns(
+    &[
+        tenantry_identity::EMAIL_PATTERN,
+        tenantry_identity::EMAIL_LOCAL_PART_PATTERN,
+    ],
+    Some(254),
+);
 const NEW_PASSWORD: Rule = Rule::Plain(Some(8), Some(128));
 const GIVEN_PASSWORD: Rule = Rule::Plain(Some(1), Some(128));
 const TOKEN: Rule = Rule::Plain(None, None);
@@ -399,6 +408,18 @@ fn apply(rule: &Rule, target: &mut Value) {
         }
         Rule::Pattern(pattern, max) => {
             target["pattern"] = pattern.into();
+            if let Some(max) = max {
+                target["maxLength"] = max.into();
+            }
+        }
+        Rule::Patterns(patterns, max) => {
+            if let Some((first, rest)) = patterns.split_first() {
+                target["pattern"] = (*first).into();
+                target["allOf"] = rest
+                    .iter()
+                    .map(|p| serde_json::json!({ "pattern": p }))
+                    .collect();
+            }
             if let Some(max) = max {
                 target["maxLength"] = max.into();
             }

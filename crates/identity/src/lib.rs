@@ -34,8 +34,8 @@ pub use mfa::{
     TotpEnrollment,
 };
 pub use model::{
-    Credentials, EMAIL_PATTERN, Email, Me, Password, PersonName, PurgeReport, Registered,
-    Registration, SessionInfo, TokenMail, TokenPair, VerifiedEmail,
+    Credentials, EMAIL_LOCAL_PART_PATTERN, EMAIL_PATTERN, Email, Me, Password, PersonName,
+    PurgeReport, Registered, Registration, SessionInfo, TokenMail, TokenPair, VerifiedEmail,
 };
 pub use password::{Admission, HashPool, PasswordHasher};
 pub use service::{

@@ -72,6 +72,9 @@ pub struct Settings {
     pub hash_max_wait_ms: u64,
     /// Run the background workers inside the server process.
     pub embedded_worker: bool,
+    /// On shutdown, how long jobs under way may take to finish (ms); one still running then
+    /// is left to be taken up again.
+    pub worker_shutdown_grace_ms: u64,
     /// Sender of outgoing email.
     pub mail_from: String,
     /// SMTP relay; `.eml` files in `data_dir/mail` when absent.
@@ -117,6 +120,7 @@ impl Default for Settings {
             hash_queue: 0,
             hash_max_wait_ms: 1000,
             embedded_worker: true,
+            worker_shutdown_grace_ms: 10_000,
             mail_from: "Tenantry <no-reply@tenantry.local>".into(),
             smtp: None,
             log_format: "pretty".into(),

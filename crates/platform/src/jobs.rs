@@ -37,7 +37,7 @@ use tenantry_identity::{
 use tenantry_kernel::{Event, TenantId, UserId};
 
 use crate::Platform;
-use crate::mailer::{invitation_email, password_reset_email, verification_email};
+use crate::mailer::{MailError, invitation_email, password_reset_email, verification_email};
 use crate::outbox::SqlOutbox;
 
 /// An email to send, named by its purpose; the worker builds it from current data (a token is
@@ -67,6 +67,16 @@ pub enum EmailJob {
 impl EmailJob {
     /// Attempts before the job is given up.
     pub const MAX_ATTEMPTS: usize = 6;
+
+    /// Which email this is, for logs.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EmailJob::Verification { .. } => "verification",
+            EmailJob::PasswordReset { .. } => "password_reset",
+            EmailJob::Invitation { .. } => "invitation",
+        }
+    }
 }
 
 /// Where jobs are queued: the apalis storage matching the database.
@@ -200,6 +210,38 @@ fn email_link(settings: &crate::Settings, page: &str, token: &str) -> String {
 }
 
 async fn send_email(job: EmailJob, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
+    let kind = job.kind();
+    match email_attempt(job, &platform).await {
+        Ok(()) => Ok(()),
+        // A message that cannot be built (an address no relay takes, a bad sender) fails the
+        // same way every time: it is reported once and not retried.
+        Err(AttemptError::Mail(e @ MailError::Config(_))) => {
+            tracing::error!(kind, error = %e, "email cannot be sent; not retried");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(kind, error = %e, "email attempt failed; it is retried");
+            Err(e.into())
+        }
+    }
+}
+
+/// Why an email attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<tenantry_identity::IdentityError> for AttemptError {
+    fn from(e: tenantry_identity::IdentityError) -> Self {
+        Self::Other(e.into())
+    }
+}
+
+async fn email_attempt(job: EmailJob, platform: &Platform) -> Result<(), AttemptError> {
     let link = |page: &str, token: &str| email_link(&platform.settings, page, token);
     let from = &platform.settings.mail_from;
     match job {
@@ -232,7 +274,7 @@ async fn send_email(job: EmailJob, platform: Data<Arc<Platform>>) -> Result<(), 
             tenant_id,
             email_id,
         } => {
-            deliver_invitation_email(&platform, tenant_id, email_id, Utc::now()).await?;
+            deliver_invitation_email(platform, tenant_id, email_id, Utc::now()).await?;
         }
     }
     Ok(())
@@ -385,10 +427,15 @@ pub async fn run(
         )?))
         .data(Arc::clone(&platform))
         .build(invitation_cleanup);
+    // Each process's email worker has a name of its own: apalis keeps a job `Running` under
+    // its worker's name, and re-enqueues the jobs of a worker whose heartbeat stopped only
+    // when another name is beating (two processes sharing one name would keep each other's
+    // crashed jobs alive for ever).
+    let email_worker = format!("tenantry-email-{}", uuid::Uuid::now_v7().simple());
     let email = async {
         match platform.jobs.clone() {
             JobQueue::Sqlite(s) => {
-                WorkerBuilder::new("tenantry-email")
+                WorkerBuilder::new(email_worker.as_str())
                     .backend(s)
                     .retry(policy)
                     .data(Arc::clone(&platform))
@@ -397,7 +444,7 @@ pub async fn run(
                     .await
             }
             JobQueue::Postgres(s) => {
-                WorkerBuilder::new("tenantry-email")
+                WorkerBuilder::new(email_worker.as_str())
                     .backend(s)
                     .retry(policy)
                     .data(Arc::clone(&platform))
@@ -407,16 +454,39 @@ pub async fn run(
             }
         }
     };
-    let (_, email, cron, retry, daily) = tokio::join!(
-        relay,
-        email,
-        cleanup_worker.run_until(stop(shutdown.clone())),
-        retry_worker.run_until(stop(shutdown.clone())),
-        invitation_cleanup_worker.run_until(stop(shutdown.clone())),
-    );
-    email?;
-    cron?;
-    retry?;
-    daily?;
+    let all = async {
+        tokio::join!(
+            relay,
+            email,
+            cleanup_worker.run_until(stop(shutdown.clone())),
+            retry_worker.run_until(stop(shutdown.clone())),
+            invitation_cleanup_worker.run_until(stop(shutdown.clone())),
+        )
+    };
+    // After the stop, jobs under way get the grace to finish; one still running then (an
+    // email waiting out its retry backoff, a relay that does not answer) is left: it is
+    // still `Running` under this process's worker, and a worker's heartbeat re-enqueues the
+    // jobs of workers that stopped beating.
+    let grace = Duration::from_millis(platform.settings.worker_shutdown_grace_ms);
+    let mut stopped = shutdown.clone();
+    let deadline = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        (_, email, cron, retry, daily) = all => {
+            email?;
+            cron?;
+            retry?;
+            daily?;
+        }
+        () = deadline => {
+            tracing::warn!(
+                grace_ms = platform.settings.worker_shutdown_grace_ms,
+                "background jobs still running at the end of the shutdown grace are left to \
+                 be taken up again"
+            );
+        }
+    }
     Ok(())
 }
