@@ -14,6 +14,7 @@ mod m20261121_000004_members_locations;
 mod m20261121_000005_roles;
 mod m20261121_000006_api_keys;
 mod m20261121_000007_mfa;
+mod m20261202_000008_list_indexes;
 
 /// Applies Tenantry's migrations in order.
 #[derive(Debug)]
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_roles::Migration),
             Box::new(m20261121_000006_api_keys::Migration),
             Box::new(m20261121_000007_mfa::Migration),
+            Box::new(m20261202_000008_list_indexes::Migration),
         ]
     }
 }

@@ -208,6 +208,57 @@ on_both_databases!(
     settings = |s| s.database_acquire_timeout_ms = 300
 );
 
+/// Connections are not pinged before every use any more: one the database dropped (a restart,
+/// a proxy, an operator) meets the next statement, which answers 503 — never 500 — and the
+/// pool replaces it, so the request after it works. (SQLite's connections are files: nothing
+/// to drop.)
+async fn a_connection_the_database_dropped_answers_503_and_is_replaced(app: TestApp) {
+    use sea_orm::ConnectionTrait as _;
+    let account = app.register("dropped@example.com", "Dropped").await;
+    assert_eq!(app.me(&account.access_token).await.status(), StatusCode::OK);
+    if app.platform.db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return;
+    }
+    let admin = sea_orm::Database::connect(std::env::var("TEST_DATABASE_URL").unwrap())
+        .await
+        .unwrap();
+    let database = app
+        .platform
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT current_database() AS name",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<String>("", "name")
+        .unwrap();
+    let ended = admin
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            [database.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert!(ended >= 1, "the server's connection was ended");
+
+    let res = app.me(&account.access_token).await;
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_problem(res, StatusCode::SERVICE_UNAVAILABLE, "database_busy").await;
+    assert_eq!(app.me(&account.access_token).await.status(), StatusCode::OK);
+}
+on_both_databases!(
+    a_connection_the_database_dropped_answers_503_and_is_replaced,
+    // Nothing but the requests uses the pool's one connection (no relay ticking).
+    settings = |s| s.embedded_worker = false
+);
+
 async fn requests_the_http_parser_refuses_get_problems_too(app: TestApp) {
     // A request target longer than a URI may be (the 100 000-character search).
     let long = format!(

@@ -17,6 +17,7 @@ mod locations;
 mod members;
 mod mfa;
 mod openapi;
+mod pages;
 mod rate_limits;
 mod roles;
 mod session_management;

@@ -164,21 +164,30 @@ impl KeyPageRequest {
 
     /// The rows after the cursor in `(key, id)` order, for a query ordered by those columns;
     /// `None` on the first page.
+    ///
+    /// Written as a row comparison, `(key, id) > ($1, $2)`, which PostgreSQL and SQLite both
+    /// take as the start of a range scan on an index ending in `key, id`: a page costs the
+    /// same at any depth. (The equivalent `key > $1 OR (key = $1 AND id > $2)` is applied as
+    /// a filter, reading every row before the cursor.)
     #[must_use]
     pub fn after_condition<K, I>(&self, key: K, id: I) -> Option<sea_orm::Condition>
     where
         K: sea_orm::ColumnTrait,
         I: sea_orm::ColumnTrait,
     {
+        use sea_orm::sea_query::{Expr, ExprTrait as _};
         let (last_key, last_id) = self.after.as_ref()?;
         Some(
-            sea_orm::Condition::any()
-                .add(key.gt(last_key.as_str()))
-                .add(
-                    sea_orm::Condition::all()
-                        .add(key.eq(last_key.as_str()))
-                        .add(id.gt(*last_id)),
-                ),
+            sea_orm::Condition::all().add(
+                Expr::tuple([
+                    Expr::col(key.as_column_ref()),
+                    Expr::col(id.as_column_ref()),
+                ])
+                .gt(Expr::tuple([
+                    Expr::val(last_key.as_str()),
+                    Expr::val(*last_id),
+                ])),
+            ),
         )
     }
 

@@ -36,6 +36,12 @@ pub async fn connect(
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(acquire_timeout)
+        // No health ping on every checkout (a round trip on every request's path): only a
+        // connection idle for 30 s, which a server, proxy or firewall may have dropped, is
+        // pinged first. A statement that meets a broken connection anyway answers 503 and
+        // the connection is replaced; idle connections are closed after 10 minutes.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
+        .idle_timeout(Duration::from_secs(600))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
@@ -44,7 +50,37 @@ pub async fn connect(
                 .foreign_keys(true)
                 .create_if_missing(true)
         });
-    Database::connect(opts).await
+    let mut db = Database::connect(opts).await?;
+    db.set_metric_callback(record);
+    Ok(db)
+}
+
+tokio::task_local! {
+    static STATEMENTS: std::sync::Mutex<Vec<sea_orm::Statement>>;
+}
+
+/// Notes a statement the connection ran, when the task running it is recording.
+fn record(info: &sea_orm::metric::Info<'_>) {
+    let _ = STATEMENTS.try_with(|s| {
+        if let Ok(mut s) = s.lock() {
+            s.push(info.statement.clone());
+        }
+    });
+}
+
+/// Runs `work` and returns, with its output, every statement it sent through a connection
+/// from [`connect`] (with their values), in order — to count round trips, and to ask the
+/// database how it runs them (`EXPLAIN`).
+pub async fn record_statements<F: std::future::Future>(
+    work: F,
+) -> (F::Output, Vec<sea_orm::Statement>) {
+    STATEMENTS
+        .scope(std::sync::Mutex::new(Vec::new()), async move {
+            let out = work.await;
+            let statements = STATEMENTS.with(|s| s.lock().map(|s| s.clone()).unwrap_or_default());
+            (out, statements)
+        })
+        .await
 }
 
 /// Applies every pending migration.
