@@ -22,4 +22,5 @@ mod rate_limits;
 mod roles;
 mod session_management;
 mod sessions;
+mod statements;
 mod tenants;

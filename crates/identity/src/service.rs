@@ -385,6 +385,41 @@ fn active_role(access: MemberAccess, none: IdentityError) -> Result<Role, Identi
     }
 }
 
+/// Joins the session `id` onto the membership `access` reads (the session must be the
+/// member's, in that tenant), with what authentication needs of it.
+fn with_session(
+    mut access: sea_orm::sea_query::SelectStatement,
+    id: SessionId,
+) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Alias, JoinType};
+    // `access_query` reads from `memberships`.
+    let member = |column: &str| (Alias::new("memberships"), Alias::new(column));
+    let col = |c: session::Column| Expr::col((session::Entity, c));
+    access
+        .expr_as(col(session::Column::Id), Alias::new("session_id"))
+        .expr_as(
+            col(session::Column::RevokedAt),
+            Alias::new("session_revoked_at"),
+        )
+        .expr_as(
+            col(session::Column::ExpiresAt),
+            Alias::new("session_expires_at"),
+        )
+        .expr_as(
+            col(session::Column::Restricted),
+            Alias::new("session_restricted"),
+        )
+        .join(
+            JoinType::LeftJoin,
+            session::Entity,
+            col(session::Column::Id)
+                .eq(id.0)
+                .and(col(session::Column::UserId).equals(member("user_id")))
+                .and(col(session::Column::TenantId).equals(member("tenant_id"))),
+        );
+    access
+}
+
 /// Refuses a single-use token that was already used or has expired at `now`.
 fn check_usable(
     used_at: Option<DateTime<Utc>>,
@@ -1119,15 +1154,6 @@ impl IdentityService for SeaIdentity {
             TenantId(parse(&claims.tid)?),
             SessionId(parse(&claims.sid)?),
         );
-        let s = session::Entity::find_by_id(session_id.0)
-            .one(&self.db)
-            .await?
-            .filter(|s| s.user_id == user_id.0 && s.tenant_id == tenant_id.0)
-            .ok_or(IdentityError::SessionEnded)?;
-        if !is_live(&s, Utc::now()) {
-            return Err(IdentityError::SessionEnded);
-        }
-        let restricted = s.restricted;
         let location = match location {
             Some(l) => Some(l),
             None => claims
@@ -1136,12 +1162,35 @@ impl IdentityService for SeaIdentity {
                 .map(|l| parse(l).map(LocationId))
                 .transpose()?,
         };
-        // Permissions are resolved here, once per request and in one query: the system
-        // role's, plus what custom roles add tenant-wide and at the acting location.
-        let resolved = self
-            .tenancy
-            .resolve_access(tenant_id, user_id, location)
-            .await?;
+        // One statement for the whole request's access: the session, the membership and the
+        // tenant's status, the custom grants in scope and the role at the acting location.
+        let rows = sea_orm::ConnectionTrait::query_all(
+            &self.db,
+            &with_session(
+                tenantry_tenancy::access_query(tenant_id, user_id, location),
+                session_id,
+            ),
+        )
+        .await?;
+        let live = match rows.first() {
+            Some(row) => {
+                let id: Option<uuid::Uuid> = row.try_get("", "session_id")?;
+                let revoked: Option<DateTime<Utc>> = row.try_get("", "session_revoked_at")?;
+                let expires: Option<DateTime<Utc>> = row.try_get("", "session_expires_at")?;
+                let restricted: Option<bool> = row.try_get("", "session_restricted")?;
+                match (id, expires) {
+                    (Some(_), Some(expires)) if revoked.is_none() && expires > Utc::now() => {
+                        Some(restricted.unwrap_or(false))
+                    }
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        // A session that ended (or a user who is no member, whose session cannot be live
+        // either) ends the request before anything about the membership is said.
+        let restricted = live.ok_or(IdentityError::SessionEnded)?;
+        let resolved = tenantry_tenancy::access_from_rows(&rows, location)?;
         let role = active_role(resolved.access, IdentityError::SessionEnded)?;
         let ctx = RequestContext::for_user(tenant_id, user_id, session_id, role, client)
             .with_grants(resolved.grants.tenant);
@@ -1161,12 +1210,35 @@ impl IdentityService for SeaIdentity {
     }
 
     async fn me(&self, ctx: &RequestContext) -> Result<Me, IdentityError> {
+        use sea_orm::sea_query::{Alias, JoinType};
         let user_id = ctx.user_id().ok_or(IdentityError::UserOnly)?;
-        let account = user::Entity::find_by_id(user_id.0)
-            .one(&self.db)
-            .await?
-            .ok_or(IdentityError::UserNotFound)?;
-        let memberships = self.tenancy.memberships_of(user_id).await?;
+        // One statement: the memberships with their tenants, and on each row the account's
+        // own columns (never its password hash).
+        let mut q = tenantry_tenancy::memberships_query(user_id);
+        let col = |c: user::Column| Expr::col((user::Entity, c));
+        q.expr_as(col(user::Column::Email), Alias::new("user_email"))
+            .expr_as(col(user::Column::Name), Alias::new("user_name"))
+            .expr_as(
+                col(user::Column::EmailVerifiedAt),
+                Alias::new("user_email_verified_at"),
+            )
+            .expr_as(col(user::Column::CreatedAt), Alias::new("user_created_at"))
+            .join(
+                JoinType::InnerJoin,
+                user::Entity,
+                // `memberships_query` reads from `memberships`.
+                col(user::Column::Id).equals((Alias::new("memberships"), Alias::new("user_id"))),
+            );
+        let rows = sea_orm::ConnectionTrait::query_all(&self.db, &q).await?;
+        // The caller's session is live, so the account and a membership were there a moment
+        // ago: no row means they are gone now.
+        let account = rows.first().ok_or(IdentityError::SessionEnded)?;
+        let email: String = account.try_get("", "user_email")?;
+        let name: String = account.try_get("", "user_name")?;
+        let email_verified_at: Option<DateTime<Utc>> =
+            account.try_get("", "user_email_verified_at")?;
+        let created_at: DateTime<Utc> = account.try_get("", "user_created_at")?;
+        let memberships = tenantry_tenancy::memberships_from_rows(&rows)?;
         let current_tenant = memberships
             .iter()
             .find(|m| m.tenant.id == ctx.tenant_id)
@@ -1174,10 +1246,10 @@ impl IdentityService for SeaIdentity {
             .ok_or(IdentityError::SessionEnded)?;
         Ok(Me {
             id: user_id,
-            email: account.email,
-            name: account.name,
-            email_verified_at: account.email_verified_at,
-            created_at: account.created_at,
+            email,
+            name,
+            email_verified_at,
+            created_at,
             current_tenant,
             role: ctx.role,
             permissions: ctx.permissions,

@@ -30,9 +30,9 @@ pub use members::{
 pub use model::{Membership, Slug, Tenant, TenantName, TenantStatus, TenantUpdate};
 pub use roles::{
     CustomGrants, DESCRIPTION, MAX_CUSTOM_ROLES, ROLE_KEY_PATTERN, ResolvedAccess, RoleDefinition,
-    RoleGrant, RoleInput, RoleService, parse_role_key,
+    RoleGrant, RoleInput, RoleService, access_from_rows, access_query, parse_role_key,
 };
-pub use service::{SeaTenancy, TenancyService};
+pub use service::{SeaTenancy, TenancyService, memberships_from_rows, memberships_query};
 pub use settings::{
     Branding, COLOR_PATTERN, Ceilings, DEFAULT_API_REQUESTS_PER_MINUTE, DOMAIN_PATTERN,
     FEATURE_NAME_PATTERN, LOCALE_PATTERN, Limits, SecurityPolicy, StoredSettings, TenantSettings,

@@ -274,6 +274,23 @@ pub(crate) async fn resolve_access(
     user: UserId,
     location: Option<LocationId>,
 ) -> Result<ResolvedAccess, TenancyError> {
+    let rows = conn
+        .query_all(&access_query(tenant, user, location))
+        .await?;
+    access_from_rows(&rows, location)
+}
+
+/// The query behind [`resolve_access`]: one row per custom grant in scope (at least one while
+/// `user` is a member), with the membership, the tenant's status, and at `location` the
+/// member's role there and whether the location exists. It reads from `memberships`, so a
+/// caller may join its own tables onto the membership to ask everything in one statement
+/// (authentication joins the session); [`access_from_rows`] reads the answer.
+#[must_use]
+pub fn access_query(
+    tenant: TenantId,
+    user: UserId,
+    location: Option<LocationId>,
+) -> sea_orm::sea_query::SelectStatement {
     use sea_orm::sea_query::{Alias, JoinType, Query};
     let (m, t, g, r) = (
         membership::Entity,
@@ -358,7 +375,14 @@ pub(crate) async fn resolve_access(
     }
     q.and_where(Expr::col((m, membership::Column::TenantId)).eq(tenant.0))
         .and_where(Expr::col((m, membership::Column::UserId)).eq(user.0));
-    let rows = conn.query_all(&q).await?;
+    q
+}
+
+/// What the rows of [`access_query`] for `location` say.
+pub fn access_from_rows(
+    rows: &[sea_orm::QueryResult],
+    location: Option<LocationId>,
+) -> Result<ResolvedAccess, TenancyError> {
     let none = ResolvedAccess {
         access: MemberAccess::None,
         grants: CustomGrants::default(),
@@ -381,7 +405,7 @@ pub(crate) async fn resolve_access(
         return Ok(ResolvedAccess { access, ..none });
     };
     let mut grants = CustomGrants::default();
-    for row in &rows {
+    for row in rows {
         let Some(names) = row.try_get::<Option<String>>("", "permissions")? else {
             continue;
         };

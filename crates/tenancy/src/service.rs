@@ -8,6 +8,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
+use sea_orm::{FromQueryResult as _, QueryTrait as _};
 use serde_json::json;
 use tenantry_kernel::crypto::{hex, random_bytes};
 use tenantry_kernel::db::{begin_write, is_unique_violation};
@@ -543,23 +544,42 @@ impl TenancyService for SeaTenancy {
     }
 
     async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>, TenancyError> {
-        let rows = membership::Entity::find()
-            .filter(membership::Column::UserId.eq(user.0))
-            .order_by_asc(membership::Column::CreatedAt)
-            .find_also_related(tenant::Entity)
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(m, t)| {
-                Some(Membership {
-                    tenant: t?.into(),
-                    role: Role::parse(&m.role)?,
-                    status: MemberStatus::parse(&m.status)?,
-                })
-            })
-            .collect())
+        let rows = self.db.query_all(&memberships_query(user)).await?;
+        memberships_from_rows(&rows)
     }
+}
+
+/// The memberships of `user` with their tenants, oldest first, as a query a caller may join
+/// its own tables onto (it reads from `memberships`; the identity service adds the user's
+/// account, so `/users/me` is one statement); [`memberships_from_rows`] reads the answer.
+#[must_use]
+pub fn memberships_query(user: UserId) -> sea_orm::sea_query::SelectStatement {
+    membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user.0))
+        .order_by_asc(membership::Column::CreatedAt)
+        .find_also_related(tenant::Entity)
+        .into_query()
+}
+
+/// What the rows of [`memberships_query`] say.
+pub fn memberships_from_rows(
+    rows: &[sea_orm::QueryResult],
+) -> Result<Vec<Membership>, TenancyError> {
+    let mut memberships = Vec::with_capacity(rows.len());
+    for row in rows {
+        let m = membership::Model::from_query_result(row, "A_")?;
+        let Some(t) = tenant::Model::from_query_result_optional(row, "B_")? else {
+            continue;
+        };
+        if let (Some(role), Some(status)) = (Role::parse(&m.role), MemberStatus::parse(&m.status)) {
+            memberships.push(Membership {
+                tenant: t.into(),
+                role,
+                status,
+            });
+        }
+    }
+    Ok(memberships)
 }
 
 /// A new membership row.

@@ -1,0 +1,41 @@
+//! How many statements a request sends: each is a round trip to the database, so the
+//! statements every request pays are counted here (recorded from the connection).
+
+use tenantry_kernel::ClientMeta;
+use tenantry_platform::db::record_statements;
+
+use crate::helpers::TestApp;
+use crate::on_both_databases;
+
+async fn authentication_is_one_statement_and_me_two(app: TestApp) {
+    let owner = app.register("counted@example.com", "Counted").await;
+    let location = app.create_location(&owner, "Basel").await;
+    let identity = &app.platform.identity;
+
+    let (ctx, sent) =
+        record_statements(identity.authenticate(&owner.access_token, ClientMeta::default(), None))
+            .await;
+    let ctx = ctx.expect("authenticated");
+    assert_eq!(sent.len(), 1, "authentication: {sent:#?}");
+
+    // At a location too: the location's existence and the member's role there come along.
+    let (at, sent) = record_statements(identity.authenticate(
+        &owner.access_token,
+        ClientMeta::default(),
+        Some(tenantry_kernel::LocationId(location.parse().unwrap())),
+    ))
+    .await;
+    at.expect("authenticated at the location");
+    assert_eq!(sent.len(), 1, "authentication at a location: {sent:#?}");
+
+    let (me, sent) = record_statements(identity.me(&ctx)).await;
+    let me = me.expect("me");
+    assert_eq!(me.email, "counted@example.com");
+    assert_eq!(me.memberships.len(), 1);
+    assert_eq!(sent.len(), 1, "/users/me after authentication: {sent:#?}");
+    assert!(
+        sent.iter().all(|s| !s.sql.contains("password_hash")),
+        "/users/me reads no password hash: {sent:#?}"
+    );
+}
+on_both_databases!(authentication_is_one_statement_and_me_two);
