@@ -41,3 +41,10 @@ fuzz:
 bench-attacks:
     cargo build --release -q -p tenantry-server
     python3 bench/attacks.py "${CARGO_TARGET_DIR:-target}/release/tenantry" "${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+# The read path against raw SQL on PostgreSQL (BENCH_DATABASE_URL): the server's requests
+# against pgbench running the statements the server sends for them, at 16 and 64 connections
+# (BENCH_CONNECTIONS), medians of BENCH_ROUNDS rounds of BENCH_SECONDS. Needs wrk, pgbench, psql.
+bench-reads:
+    cargo build --release -q -p tenantry-server
+    python3 bench/reads.py "${CARGO_TARGET_DIR:-target}/release/tenantry"

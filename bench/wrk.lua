@@ -3,9 +3,10 @@
 --   BENCH_BODY   a JSON body; when set, the request is a POST with it
 --   BENCH_TOKEN  a bearer token for the Authorization header
 
+--   BENCH_METHOD the method for the body (default POST)
 local body = os.getenv("BENCH_BODY")
 if body ~= nil and body ~= "" then
-  wrk.method = "POST"
+  wrk.method = os.getenv("BENCH_METHOD") or "POST"
   wrk.body = body
   wrk.headers["Content-Type"] = "application/json"
 end

@@ -49,6 +49,8 @@ pub struct Settings {
     pub database_max_connections: u32,
     /// How long a request waits for a database connection before it answers 503 (ms).
     pub database_acquire_timeout_ms: u64,
+    /// Log every statement with its values and duration (target `tenantry::statements`).
+    pub database_log_statements: bool,
     /// Where the embedded default keeps its database, keys and `.eml` files.
     pub data_dir: PathBuf,
     /// Base64 of the 32-byte Ed25519 seed that signs access tokens.
@@ -110,6 +112,7 @@ impl Default for Settings {
             database_url: "sqlite://./data/tenantry.db".into(),
             database_max_connections: 16,
             database_acquire_timeout_ms: 5000,
+            database_log_statements: false,
             data_dir: PathBuf::from("./data"),
             signing_key: None,
             encryption_key: None,

@@ -59,8 +59,29 @@ tokio::task_local! {
     static STATEMENTS: std::sync::Mutex<Vec<sea_orm::Statement>>;
 }
 
-/// Notes a statement the connection ran, when the task running it is recording.
+/// Whether every statement is logged (`database_log_statements`).
+static LOG_STATEMENTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Logs every statement the connections from [`connect`] run (target `tenantry::statements`,
+/// at info: the SQL with its values written in, how long it took, whether it failed), inside
+/// the span of the request that sent it. For finding out what a request costs; it writes
+/// the values, so it is off unless asked for.
+pub fn log_statements(enabled: bool) {
+    LOG_STATEMENTS.store(enabled, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Notes a statement the connection ran: in the log when asked, and for the task running it
+/// when that task is recording.
 fn record(info: &sea_orm::metric::Info<'_>) {
+    if LOG_STATEMENTS.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!(
+            target: "tenantry::statements",
+            elapsed_us = u64::try_from(info.elapsed.as_micros()).unwrap_or(u64::MAX),
+            failed = info.failed,
+            sql = %info.statement,
+            "statement"
+        );
+    }
     let _ = STATEMENTS.try_with(|s| {
         if let Ok(mut s) = s.lock() {
             s.push(info.statement.clone());

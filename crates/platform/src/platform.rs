@@ -72,6 +72,9 @@ impl Platform {
         .await
         .context("connecting to the database")?;
         db::migrate(&db).await.context("applying migrations")?;
+        if settings.database_log_statements {
+            db::log_statements(true);
+        }
         let jobs = JobQueue::connect(&settings.database_url)
             .await
             .context("setting up the job queue")?;
