@@ -11,6 +11,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
+use sea_orm::{FromQueryResult as _, QueryTrait as _};
 use serde_json::json;
 use tenantry_kernel::crypto::{constant_time_eq, hex, new_token, random_bytes, token_hash};
 use tenantry_kernel::db::begin_write;
@@ -19,7 +20,7 @@ use tenantry_kernel::{
     ApiKeyId, AuditEntry, ClientMeta, FieldError, LocationId, Page, PageRequest, Permission,
     PermissionSet, RequestContext, Role, TenantId, UserId, ValidationErrors,
 };
-use tenantry_tenancy::{TenancyError, TenantStatus};
+use tenantry_tenancy::TenancyError;
 
 use crate::entity::api_key;
 use crate::{IdentityError, SeaIdentity};
@@ -236,11 +237,17 @@ impl SeaIdentity {
         location: Option<LocationId>,
     ) -> Result<RequestContext, IdentityError> {
         let (prefix, secret) = split_key(token).ok_or(IdentityError::InvalidAccessToken)?;
-        let row = api_key::Entity::find()
+        // One statement: the key, its tenant's status and, when a location is asked for,
+        // whether it is the tenant's.
+        let mut q = api_key::Entity::find()
             .filter(api_key::Column::Prefix.eq(prefix))
-            .one(&self.db)
+            .into_query();
+        tenantry_tenancy::join_tenant_state(&mut q, ("api_keys", "tenant_id"), location);
+        let found = sea_orm::ConnectionTrait::query_one(&self.db, &q)
             .await?
             .ok_or(IdentityError::InvalidAccessToken)?;
+        let row = api_key::Model::from_query_result(&found, "")?;
+        let state = tenantry_tenancy::TenantState::from_row(&found, location)?;
         if !constant_time_eq(token_hash(secret).as_bytes(), row.secret_hash.as_bytes()) {
             return Err(IdentityError::InvalidAccessToken);
         }
@@ -252,7 +259,7 @@ impl SeaIdentity {
             return Err(IdentityError::ApiKeyExpired);
         }
         let tenant = TenantId(row.tenant_id);
-        if self.tenancy.find(tenant).await?.status != TenantStatus::Active.as_str() {
+        if !state.active {
             return Err(IdentityError::TenantSuspended);
         }
         let bound = row.location_id.map(LocationId);
@@ -260,7 +267,7 @@ impl SeaIdentity {
             (Some(b), Some(asked)) if b != asked => {
                 return Err(TenancyError::NotLocationMember.into());
             }
-            (None, Some(asked)) if !self.tenancy.location_exists(tenant, asked).await? => {
+            (None, Some(_)) if state.location_exists != Some(true) => {
                 return Err(TenancyError::LocationNotFound.into());
             }
             _ => {}

@@ -32,7 +32,10 @@ pub use roles::{
     CustomGrants, DESCRIPTION, MAX_CUSTOM_ROLES, ROLE_KEY_PATTERN, ResolvedAccess, RoleDefinition,
     RoleGrant, RoleInput, RoleService, access_from_rows, access_query, parse_role_key,
 };
-pub use service::{SeaTenancy, TenancyService, memberships_from_rows, memberships_query};
+pub use service::{
+    SeaTenancy, TenancyService, TenantState, join_tenant_state, memberships_from_rows,
+    memberships_query,
+};
 pub use settings::{
     Branding, COLOR_PATTERN, Ceilings, DEFAULT_API_REQUESTS_PER_MINUTE, DOMAIN_PATTERN,
     FEATURE_NAME_PATTERN, LOCALE_PATTERN, Limits, SecurityPolicy, StoredSettings, TenantSettings,

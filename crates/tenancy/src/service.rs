@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::ExprTrait as _;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
@@ -546,6 +547,72 @@ impl TenancyService for SeaTenancy {
     async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>, TenancyError> {
         let rows = self.db.query_all(&memberships_query(user)).await?;
         memberships_from_rows(&rows)
+    }
+}
+
+/// Joins onto `query` what a caller acting in the tenant named by `tenant_column` (a column
+/// of the query's table, as `(table, column)`) must know of it: the tenant's status, and at
+/// `location` whether it is one of the tenant's. [`TenantState::from_row`] reads it.
+pub fn join_tenant_state(
+    query: &mut sea_orm::sea_query::SelectStatement,
+    tenant_column: (&'static str, &'static str),
+    location: Option<LocationId>,
+) {
+    use sea_orm::sea_query::{Alias, JoinType};
+    let owner = || Expr::col((Alias::new(tenant_column.0), Alias::new(tenant_column.1)));
+    query
+        .expr_as(
+            Expr::col((tenant::Entity, tenant::Column::Status)),
+            Alias::new("tenant_state_status"),
+        )
+        .join(
+            JoinType::LeftJoin,
+            tenant::Entity,
+            Expr::col((tenant::Entity, tenant::Column::Id)).eq(owner()),
+        );
+    if let Some(location) = location {
+        query
+            .expr_as(
+                Expr::col((location::Entity, location::Column::Id)),
+                Alias::new("tenant_state_location"),
+            )
+            .join(
+                JoinType::LeftJoin,
+                location::Entity,
+                Expr::col((location::Entity, location::Column::Id))
+                    .eq(location.0)
+                    .and(Expr::col((location::Entity, location::Column::TenantId)).eq(owner())),
+            );
+    }
+}
+
+/// What [`join_tenant_state`] added to a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TenantState {
+    /// The tenant exists and is active.
+    pub active: bool,
+    /// Whether the location asked for is the tenant's (`None`: none was asked for).
+    pub location_exists: Option<bool>,
+}
+
+impl TenantState {
+    /// Reads the state from a row of a query [`join_tenant_state`] extended for `location`.
+    pub fn from_row(
+        row: &sea_orm::QueryResult,
+        location: Option<LocationId>,
+    ) -> Result<Self, TenancyError> {
+        let status: Option<String> = row.try_get("", "tenant_state_status")?;
+        let location_exists = match location {
+            None => None,
+            Some(_) => Some(
+                row.try_get::<Option<uuid::Uuid>>("", "tenant_state_location")?
+                    .is_some(),
+            ),
+        };
+        Ok(Self {
+            active: status.as_deref() == Some(crate::TenantStatus::Active.as_str()),
+            location_exists,
+        })
     }
 }
 
