@@ -58,7 +58,7 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary, pool, log_statements):
+    def __init__(self, binary, keys, pool, log_statements):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.dir = tempfile.mkdtemp()
@@ -66,7 +66,9 @@ class Server:
                    TENANTRY_BIND=f"127.0.0.1:{self.port}",
                    # One issuer for every server of the run, so tokens outlive restarts.
                    TENANTRY_PUBLIC_URL="http://bench.tenantry.test",
-                   TENANTRY_DATA_DIR=self.dir, TENANTRY_DATABASE_URL=DB_URL,
+                   # Every server of the run keeps its keys in one directory, so tokens
+                   # outlive restarts; the log is each server's own.
+                   TENANTRY_DATA_DIR=keys, TENANTRY_DATABASE_URL=DB_URL,
                    TENANTRY_DATABASE_MAX_CONNECTIONS=str(pool),
                    TENANTRY_EMBEDDED_WORKER="false", TENANTRY_LOG_FORMAT="json",
                    TENANTRY_AUTH_REQUESTS_PER_MINUTE="1000000000",
@@ -74,8 +76,6 @@ class Server:
                    TENANTRY_DATABASE_LOG_STATEMENTS="true" if log_statements else "false",
                    RUST_LOG=("warn,tenantry::statements=info,tenantry_server::request_id=info"
                              if log_statements else "warn"))
-        # Keys must survive restarts (tokens are signed with them).
-        env["TENANTRY_DATA_DIR"] = KEYS_DIR
         self.log_path = os.path.join(self.dir, "server.log")
         self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=open(self.log_path, "w"),
                                      stderr=subprocess.STDOUT)
@@ -198,11 +198,10 @@ def main():
             raise SystemExit(f"bench-reads: {tool} is required")
     psql(BASE_URL, f"DROP DATABASE IF EXISTS {DB}")
     psql(BASE_URL, f"CREATE DATABASE {DB}")
-    global KEYS_DIR
-    KEYS_DIR = tempfile.mkdtemp()
+    keys = tempfile.mkdtemp()
     work = tempfile.mkdtemp()
 
-    server = Server(binary, 4, log_statements=True)
+    server = Server(binary, keys, 4, log_statements=True)
     try:
         owner, token, tenant = seed(server)
         me = server.call("GET", "/api/v1/users/me", token=token)
@@ -245,7 +244,7 @@ def main():
                     if which == "server":
                         # A server of its own per round: its pool keeps its connections,
                         # which pgbench needs when the server is not measured.
-                        server = Server(binary, pool, log_statements=False)
+                        server = Server(binary, keys, pool, log_statements=False)
                         try:
                             wrk(server.base, path, pool, token, method, body, seconds=2)
                             rps, p50, p99 = wrk(server.base, path, pool, token, method, body)
@@ -274,11 +273,9 @@ def main():
             continue
         print(f"page 100 / page 1 at {pool} connections: p50 {hundred[5] / one[5]:.2f}x, p99 {hundred[6] / one[6]:.2f}x")
     shutil.rmtree(work, ignore_errors=True)
-    shutil.rmtree(KEYS_DIR, ignore_errors=True)
+    shutil.rmtree(keys, ignore_errors=True)
     psql(BASE_URL, f"DROP DATABASE IF EXISTS {DB}")
 
-
-KEYS_DIR = None
 
 if __name__ == "__main__":
     main()

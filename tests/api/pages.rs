@@ -4,7 +4,7 @@
 
 use sea_orm::{ConnectionTrait as _, DatabaseBackend, Statement, TransactionTrait as _};
 use serde_json::json;
-use tenantry_kernel::{ClientMeta, KeyPageRequest, PageRequest};
+use tenantry_kernel::{ClientMeta, KeyPageRequest, Page, PageRequest};
 use tenantry_platform::db::record_statements;
 use tenantry_tenancy::MemberFilter;
 
@@ -99,6 +99,20 @@ fn assert_range_scan(app: &TestApp, table: &str, plan: &str, cursor: Cursor) {
     }
 }
 
+/// Lists the first page of one item with `list`, then the second, recording what it sends:
+/// the second page's query on `table` must be a range scan starting at the cursor.
+async fn assert_second_page_scans<T, E, F, Fut>(app: &TestApp, table: &str, cursor: Cursor, list: F)
+where
+    E: std::fmt::Debug,
+    F: Fn(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, E>>,
+{
+    let first = list(None).await.expect("the first page");
+    let (second, sent) = record_statements(list(first.next_cursor)).await;
+    assert_eq!(second.expect("the second page").items.len(), 1, "{table}");
+    assert_range_scan(app, table, &plan(app, table, &sent).await, cursor);
+}
+
 async fn every_keyset_page_is_an_index_range_scan(app: TestApp) {
     let owner = app.register("pages@example.com", "Pages").await;
     for name in ["Basel", "Zug"] {
@@ -159,87 +173,31 @@ async fn every_keyset_page_is_an_index_range_scan(app: TestApp) {
         &["(name,user_id)>(?,?)"],
     );
 
-    let first = p.locations.list_locations(&ctx, by_id(None)).await.unwrap();
-    let (second, sent) =
-        record_statements(p.locations.list_locations(&ctx, by_id(first.next_cursor))).await;
-    assert_eq!(second.unwrap().items.len(), 1);
-    assert_range_scan(
-        &app,
-        "locations",
-        &plan(&app, "locations", &sent).await,
-        id_cursor,
-    );
-
-    let first = p.api_keys.list_api_keys(&ctx, by_id(None)).await.unwrap();
-    let (second, sent) =
-        record_statements(p.api_keys.list_api_keys(&ctx, by_id(first.next_cursor))).await;
-    assert_eq!(second.unwrap().items.len(), 1);
-    assert_range_scan(
-        &app,
-        "api_keys",
-        &plan(&app, "api_keys", &sent).await,
-        id_cursor,
-    );
-
-    let first = p
-        .invitations
-        .list_invitations(&ctx, None, by_id(None))
-        .await
-        .unwrap();
-    let (second, sent) = record_statements(p.invitations.list_invitations(
-        &ctx,
-        None,
-        by_id(first.next_cursor),
-    ))
+    let ctx = &ctx;
+    assert_second_page_scans(&app, "locations", id_cursor, move |c| {
+        p.locations.list_locations(ctx, by_id(c))
+    })
     .await;
-    assert_eq!(second.unwrap().items.len(), 1);
-    assert_range_scan(
-        &app,
-        "invitations",
-        &plan(&app, "invitations", &sent).await,
-        id_cursor,
-    );
-
-    let first = p.identity.list_sessions(&ctx, by_id(None)).await.unwrap();
-    let (second, sent) =
-        record_statements(p.identity.list_sessions(&ctx, by_id(first.next_cursor))).await;
-    assert_eq!(second.unwrap().items.len(), 1);
-    assert_range_scan(
-        &app,
-        "sessions",
-        &plan(&app, "sessions", &sent).await,
-        id_cursor,
-    );
-
-    let first = p.roles.list_roles(&ctx, by_key(None)).await.unwrap();
-    let (second, sent) =
-        record_statements(p.roles.list_roles(&ctx, by_key(first.next_cursor))).await;
-    assert_eq!(second.unwrap().items.len(), 1);
-    assert_range_scan(
-        &app,
-        "roles",
-        &plan(&app, "roles", &sent).await,
-        role_cursor,
-    );
-
-    let all = || MemberFilter::default();
-    let first = p
-        .members
-        .list_members(&ctx, all(), by_key(None))
-        .await
-        .unwrap();
-    let (second, sent) = record_statements(p.members.list_members(
-        &ctx,
-        all(),
-        by_key(first.next_cursor),
-    ))
+    assert_second_page_scans(&app, "api_keys", id_cursor, move |c| {
+        p.api_keys.list_api_keys(ctx, by_id(c))
+    })
     .await;
-    assert_eq!(second.unwrap().items.len(), 1);
-    assert_range_scan(
-        &app,
-        "memberships",
-        &plan(&app, "memberships", &sent).await,
-        member_cursor,
-    );
+    assert_second_page_scans(&app, "invitations", id_cursor, move |c| {
+        p.invitations.list_invitations(ctx, None, by_id(c))
+    })
+    .await;
+    assert_second_page_scans(&app, "sessions", id_cursor, move |c| {
+        p.identity.list_sessions(ctx, by_id(c))
+    })
+    .await;
+    assert_second_page_scans(&app, "roles", role_cursor, move |c| {
+        p.roles.list_roles(ctx, by_key(c))
+    })
+    .await;
+    assert_second_page_scans(&app, "memberships", member_cursor, move |c| {
+        p.members
+            .list_members(ctx, MemberFilter::default(), by_key(c))
+    })
+    .await;
 }
 on_both_databases!(every_keyset_page_is_an_index_range_scan);

@@ -242,7 +242,11 @@ impl SeaIdentity {
         let mut q = api_key::Entity::find()
             .filter(api_key::Column::Prefix.eq(prefix))
             .into_query();
-        tenantry_tenancy::join_tenant_state(&mut q, ("api_keys", "tenant_id"), location);
+        tenantry_tenancy::join_tenant_state(
+            &mut q,
+            (api_key::Entity, api_key::Column::TenantId),
+            location,
+        );
         let found = sea_orm::ConnectionTrait::query_one(&self.db, &q)
             .await?
             .ok_or(IdentityError::InvalidAccessToken)?;

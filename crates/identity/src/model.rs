@@ -16,13 +16,6 @@ macro_rules! atext {
     };
 }
 
-/// A domain label: letters, digits and inner hyphens, 1 to 63 characters.
-macro_rules! domain_label {
-    () => {
-        "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    };
-}
-
 /// What [`Email::parse`] takes, as an ECMA-262 pattern (with `maxLength` 254 and
 /// [`EMAIL_LOCAL_PART_PATTERN`]): whitespace around, then a dot-atom of ASCII `atext` (no
 /// leading, trailing or doubled dot), an `@`, and two or more dot-separated domain labels.
@@ -34,10 +27,7 @@ pub const EMAIL_PATTERN: &str = concat!(
     "+(?:\\.",
     atext!(),
     "+)*@",
-    domain_label!(),
-    "(?:\\.",
-    domain_label!(),
-    ")+",
+    tenantry_kernel::host_name_pattern!(),
     tenantry_kernel::space_class!(),
     "*$",
 );
@@ -81,14 +71,7 @@ impl Email {
             && local
                 .split('.')
                 .all(|atom| !atom.is_empty() && atom.chars().all(atext));
-        let label_ok = |label: &str| {
-            (1..=63).contains(&label.len())
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        };
-        let domain_ok = domain.split('.').count() >= 2 && domain.split('.').all(label_ok);
-        if local_ok && domain_ok {
+        if local_ok && text::is_host_name(domain) {
             Ok(Self(trimmed.to_lowercase()))
         } else {
             Err(invalid())

@@ -392,11 +392,11 @@ fn with_session(
     id: SessionId,
 ) -> sea_orm::sea_query::SelectStatement {
     use sea_orm::sea_query::{Alias, JoinType};
+    use tenantry_tenancy::entity::membership;
     // `access_query` reads from `memberships`.
-    let member = |column: &str| (Alias::new("memberships"), Alias::new(column));
+    let member = |c: membership::Column| (membership::Entity, c);
     let col = |c: session::Column| Expr::col((session::Entity, c));
     access
-        .expr_as(col(session::Column::Id), Alias::new("session_id"))
         .expr_as(
             col(session::Column::RevokedAt),
             Alias::new("session_revoked_at"),
@@ -414,8 +414,8 @@ fn with_session(
             session::Entity,
             col(session::Column::Id)
                 .eq(id.0)
-                .and(col(session::Column::UserId).equals(member("user_id")))
-                .and(col(session::Column::TenantId).equals(member("tenant_id"))),
+                .and(col(session::Column::UserId).equals(member(membership::Column::UserId)))
+                .and(col(session::Column::TenantId).equals(member(membership::Column::TenantId))),
         );
     access
 }
@@ -1172,24 +1172,19 @@ impl IdentityService for SeaIdentity {
             ),
         )
         .await?;
-        let live = match rows.first() {
-            Some(row) => {
-                let id: Option<uuid::Uuid> = row.try_get("", "session_id")?;
-                let revoked: Option<DateTime<Utc>> = row.try_get("", "session_revoked_at")?;
-                let expires: Option<DateTime<Utc>> = row.try_get("", "session_expires_at")?;
-                let restricted: Option<bool> = row.try_get("", "session_restricted")?;
-                match (id, expires) {
-                    (Some(_), Some(expires)) if revoked.is_none() && expires > Utc::now() => {
-                        Some(restricted.unwrap_or(false))
-                    }
-                    _ => None,
-                }
-            }
-            None => None,
-        };
         // A session that ended (or a user who is no member, whose session cannot be live
-        // either) ends the request before anything about the membership is said.
-        let restricted = live.ok_or(IdentityError::SessionEnded)?;
+        // either) ends the request before anything about the membership is said. The
+        // session's columns are null when it is not the member's.
+        let row = rows.first().ok_or(IdentityError::SessionEnded)?;
+        let revoked: Option<DateTime<Utc>> = row.try_get("", "session_revoked_at")?;
+        let expires: Option<DateTime<Utc>> = row.try_get("", "session_expires_at")?;
+        let restricted: Option<bool> = row.try_get("", "session_restricted")?;
+        let (Some(expires), Some(restricted)) = (expires, restricted) else {
+            return Err(IdentityError::SessionEnded);
+        };
+        if !sessions::is_live_with(revoked, expires, Utc::now()) {
+            return Err(IdentityError::SessionEnded);
+        }
         let resolved = tenantry_tenancy::access_from_rows(&rows, location)?;
         let role = active_role(resolved.access, IdentityError::SessionEnded)?;
         let ctx = RequestContext::for_user(tenant_id, user_id, session_id, role, client)
@@ -1227,7 +1222,10 @@ impl IdentityService for SeaIdentity {
                 JoinType::InnerJoin,
                 user::Entity,
                 // `memberships_query` reads from `memberships`.
-                col(user::Column::Id).equals((Alias::new("memberships"), Alias::new("user_id"))),
+                col(user::Column::Id).equals((
+                    tenantry_tenancy::entity::membership::Entity,
+                    tenantry_tenancy::entity::membership::Column::UserId,
+                )),
             );
         let rows = sea_orm::ConnectionTrait::query_all(&self.db, &q).await?;
         // The caller's session is live, so the account and a membership were there a moment

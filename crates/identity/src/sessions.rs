@@ -246,7 +246,17 @@ pub(crate) async fn mark_rotated<C: ConnectionTrait>(
 
 /// Whether a session may still be used at `now`.
 pub(crate) fn is_live(s: &session::Model, now: DateTime<Utc>) -> bool {
-    s.revoked_at.is_none() && s.expires_at > now
+    is_live_with(s.revoked_at, s.expires_at, now)
+}
+
+/// Whether a session revoked at `revoked_at` (if ever) and expiring at `expires_at` may still
+/// be used at `now`: for a session read as columns of a wider query.
+pub(crate) fn is_live_with(
+    revoked_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    revoked_at.is_none() && expires_at > now
 }
 
 #[cfg(test)]

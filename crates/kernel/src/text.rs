@@ -25,6 +25,31 @@ pub fn is_forbidden_control(c: char) -> bool {
     c.is_control() && !matches!(c, '\t' | '\n' | '\r')
 }
 
+/// A host name as a pattern: two or more dot-separated labels of letters, digits and inner
+/// hyphens, 1 to 63 characters each ([`is_host_name`] says the same). A macro, so that
+/// `concat!` builds patterns from it.
+#[macro_export]
+macro_rules! host_name_pattern {
+    () => {
+        "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+    };
+}
+
+/// Whether `s` is a host name of two or more labels (letters, digits and inner hyphens, 1 to
+/// 63 characters each), at most 253 characters: what mail is delivered to, and what an email
+/// domain is compared with.
+#[must_use]
+pub fn is_host_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.contains('.')
+        && s.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
 /// The whitespace `str::trim` removes and the edge lets through (tab, line breaks and the
 /// Unicode spaces), as a pattern character class: for patterns of values taken with whitespace
 /// around them. A macro, so that `concat!` builds patterns from it.

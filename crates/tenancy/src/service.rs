@@ -551,15 +551,16 @@ impl TenancyService for SeaTenancy {
 }
 
 /// Joins onto `query` what a caller acting in the tenant named by `tenant_column` (a column
-/// of the query's table, as `(table, column)`) must know of it: the tenant's status, and at
-/// `location` whether it is one of the tenant's. [`TenantState::from_row`] reads it.
+/// of the query's table) must know of it: the tenant's status, and at `location` whether it
+/// is one of the tenant's. [`TenantState::from_row`] reads it.
 pub fn join_tenant_state(
     query: &mut sea_orm::sea_query::SelectStatement,
-    tenant_column: (&'static str, &'static str),
+    tenant_column: impl sea_orm::sea_query::IntoColumnRef,
     location: Option<LocationId>,
 ) {
     use sea_orm::sea_query::{Alias, JoinType};
-    let owner = || Expr::col((Alias::new(tenant_column.0), Alias::new(tenant_column.1)));
+    let tenant_column = tenant_column.into_column_ref();
+    let owner = || Expr::col(tenant_column.clone());
     query
         .expr_as(
             Expr::col((tenant::Entity, tenant::Column::Status)),

@@ -209,7 +209,7 @@ impl TenantSettings {
             ));
         }
         for (i, d) in s.allowed_email_domains.iter_mut().enumerate() {
-            let valid = d.chars().count() <= 253 && is_domain(d.trim());
+            let valid = d.chars().count() <= 253 && tenantry_kernel::text::is_host_name(d.trim());
             *d = d.trim().to_ascii_lowercase();
             if !valid {
                 errors.0.push(FieldError::new(
@@ -314,8 +314,8 @@ pub const FEATURE_NAME_PATTERN: &str = "^[a-z0-9_.-]{1,64}$";
 pub const DOMAIN_PATTERN: &str = concat!(
     "^",
     tenantry_kernel::space_class!(),
-    "*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?",
-    "(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+",
+    "*",
+    tenantry_kernel::host_name_pattern!(),
     tenantry_kernel::space_class!(),
     "*$"
 );
@@ -336,17 +336,6 @@ fn is_language_tag(s: &str) -> bool {
         && primary.chars().all(|c| c.is_ascii_alphabetic())
         && s.len() <= 35
         && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
-}
-
-fn is_domain(s: &str) -> bool {
-    s.len() <= 253
-        && s.contains('.')
-        && s.split('.').all(|label| {
-            (1..=63).contains(&label.len())
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
 }
 
 fn is_feature_name(s: &str) -> bool {
