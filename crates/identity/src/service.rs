@@ -5,12 +5,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
-use tenantry_kernel::db::{begin_write, is_unique_violation};
+use tenantry_kernel::db::{Db, begin_write, is_unique_violation};
 use tenantry_kernel::{
     Actor, Attempt, AttemptLimiter, AuditEntry, AuditSink, ClientMeta, Event, LocationId, Outbox,
     Page, PageRequest, RequestContext, Role, Sealer, SessionId, TenantId, UserId, ValidationErrors,
@@ -184,7 +184,7 @@ pub trait IdentityService: Send + Sync {
 
 /// [`IdentityService`] over SeaORM.
 pub struct SeaIdentity {
-    pub(crate) db: DatabaseConnection,
+    pub(crate) db: Db,
     pub(crate) tenancy: Arc<dyn TenancyService>,
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) outbox: Arc<dyn Outbox>,
@@ -201,7 +201,7 @@ impl SeaIdentity {
     /// second-factor secrets.
     #[must_use]
     pub fn new(
-        db: DatabaseConnection,
+        db: Db,
         tenancy: Arc<dyn TenancyService>,
         (audit, outbox): (Arc<dyn AuditSink>, Arc<dyn Outbox>),
         (hasher, attempts): (Arc<PasswordHasher>, Arc<dyn AttemptLimiter>),

@@ -1,16 +1,375 @@
-//! Database helpers shared by every repository.
+//! The database as every service holds it ([`Db`]), and helpers shared by every repository.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::sqlx::{self, Executor, Postgres};
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbErr, SqlErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    AccessMode, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
+    ExecResult, IsolationLevel, QueryResult, RuntimeErr, SqlErr, SqliteTransactionMode, Statement,
+    TransactionError, TransactionOptions, TransactionTrait,
 };
+
+/// Called with every statement a [`Db`] runs itself, as SeaORM calls its metric callback.
+pub type StatementCallback = Arc<dyn Fn(&sea_orm::metric::Info<'_>) + Send + Sync>;
+
+/// The database as the services hold it: SeaORM's connection pool, with two changes to how
+/// statements reach it.
+///
+/// - **PostgreSQL: a statement outside a transaction reuses a warm connection.** The pool
+///   pings every connection it is given back (a round trip, and a wake-up of the server's
+///   backend and of ours), so a request of two statements paid four round trips. A [`Db`]
+///   keeps the connections that finished a statement cleanly and hands the most recently used
+///   one to the next statement, without that ping: the connection is at rest (its statement
+///   ran to the end), and the driver drains anything still pending before its next command. A
+///   connection whose statement broke (or was abandoned by a cancelled request) goes back
+///   through the pool, which tests it or closes it; one that sat warm for 30 s goes back
+///   through the pool too, as idle ones are pinged before use. Transactions take their
+///   connection from the pool; when it has none left idle, a warm one is given back to it
+///   first, so warm connections never starve a writer.
+/// - **SQLite: every write queues for one writer connection.** SQLite has one writer at a
+///   time; with every pooled connection free to write, the rest wait in SQLite's busy
+///   handler, which sleeps in growing steps and serves them in no order. Here a statement
+///   that is not a `SELECT`, and every transaction, runs on a pool of one connection: writers
+///   wait in its queue, first come first served, and are handed the connection the moment
+///   it is free. Reads run on the other connections beside it (WAL), which refuse to write
+///   (`query_only`), so a write that took the wrong way fails loudly instead of queueing in
+///   the busy handler.
+#[derive(Clone)]
+pub struct Db(Arc<Shared>);
+
+struct Shared {
+    /// Every read on SQLite; transactions and [`Db::connection`]'s callers on PostgreSQL.
+    pool: DatabaseConnection,
+    /// SQLite's one writer (also SeaORM's, for [`Db::connection`]).
+    writer: Option<DatabaseConnection>,
+    /// PostgreSQL's warm connections.
+    warm: Option<Warm>,
+    on_statement: Option<StatementCallback>,
+}
+
+/// How long a connection may sit warm before it goes back through the pool's checks.
+const WARM_FOR: Duration = Duration::from_secs(30);
+
+struct Warm {
+    pool: sqlx::PgPool,
+    /// The most recently used last, each with when it finished its statement.
+    idle: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
+    /// Callers waiting for a connection from the pool (statements that found no warm one,
+    /// transactions): while there are any, a connection that finishes its statement goes back
+    /// to the pool, not into `idle`.
+    waiting: AtomicUsize,
+}
+
+impl Db {
+    /// A [`Db`] over `pool` on PostgreSQL; on SQLite over `pool` for reads, with every write
+    /// through `writer` (a pool of one connection; `pool`'s should be `query_only`).
+    /// `on_statement` hears of every statement the [`Db`] runs itself (SeaORM's connections
+    /// tell their own metric callback of the rest).
+    #[must_use]
+    pub fn new(
+        pool: DatabaseConnection,
+        writer: Option<DatabaseConnection>,
+        on_statement: Option<StatementCallback>,
+    ) -> Self {
+        let warm = match pool.get_database_backend() {
+            DatabaseBackend::Postgres => Some(Warm {
+                pool: pool.get_postgres_connection_pool().clone(),
+                idle: Mutex::new(Vec::new()),
+                waiting: AtomicUsize::new(0),
+            }),
+            _ => None,
+        };
+        Self(Arc::new(Shared {
+            pool,
+            writer,
+            warm,
+            on_statement,
+        }))
+    }
+
+    /// SeaORM's connection that writes: for migrations and the few callers that need
+    /// SeaORM's own type.
+    #[must_use]
+    pub fn connection(&self) -> &DatabaseConnection {
+        self.0.writer.as_ref().unwrap_or(&self.0.pool)
+    }
+
+    /// Where a statement outside a transaction goes on SQLite: reads beside the writer,
+    /// everything else to it.
+    fn sqlite_target(&self, stmt: &Statement) -> &DatabaseConnection {
+        match &self.0.writer {
+            Some(writer) if !is_read(&stmt.sql) => writer,
+            _ => &self.0.pool,
+        }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) -> Result<(), DbErr> {
+        if let Some(warm) = &self.0.warm {
+            let idle = std::mem::take(&mut *lock(&warm.idle));
+            drop(idle);
+        }
+        if let Some(writer) = &self.0.writer {
+            writer.close_by_ref().await?;
+        }
+        self.0.pool.close_by_ref().await
+    }
+
+    fn noted<T>(&self, stmt: &Statement, started: Option<Instant>, res: &Result<T, DbErr>) {
+        if let (Some(started), Some(callback)) = (started, &self.0.on_statement) {
+            callback(&sea_orm::metric::Info {
+                elapsed: started.elapsed(),
+                statement: stmt,
+                failed: res.is_err(),
+            });
+        }
+    }
+}
+
+/// Whether `sql` only reads: a `SELECT` (a `WITH` may write, so it does not count).
+fn is_read(sql: &str) -> bool {
+    sql.trim_start()
+        .get(..6)
+        .is_some_and(|head| head.eq_ignore_ascii_case("select"))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Warm {
+    /// The most recently used warm connection, or one from the pool.
+    async fn take(&self) -> Result<PoolConnection<Postgres>, DbErr> {
+        let popped = lock(&self.idle).pop();
+        match popped {
+            Some((conn, since)) if since.elapsed() < WARM_FOR => Ok(conn),
+            Some(stale) => {
+                // It and every one below it sat warm too long: back through the pool, which
+                // pings each on its return.
+                let older = std::mem::take(&mut *lock(&self.idle));
+                drop((stale, older));
+                self.acquire().await
+            }
+            None => self.acquire().await,
+        }
+    }
+
+    async fn acquire(&self) -> Result<PoolConnection<Postgres>, DbErr> {
+        self.for_pool(self.pool.acquire())
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::PoolTimedOut => {
+                    DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout)
+                }
+                sqlx::Error::PoolClosed => {
+                    DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed)
+                }
+                other => DbErr::Conn(RuntimeErr::SqlxError(Arc::new(other))),
+            })
+    }
+
+    /// Keeps `conn` warm after its statement ended with `res`, unless a transaction waits for
+    /// the pool (it goes back to the pool then). A connection that failed for any reason but
+    /// the database's refusal of the one statement (a broken socket, a protocol error, the
+    /// server ending the session: a `FATAL`) goes back through the pool, which closes it.
+    fn give_back<T>(&self, mut conn: PoolConnection<Postgres>, res: &Result<T, sqlx::Error>) {
+        let sound = match res {
+            Ok(_) | Err(sqlx::Error::RowNotFound) => true,
+            Err(sqlx::Error::Database(e)) => e
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some_and(|e| {
+                    !matches!(
+                        e.severity(),
+                        sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+                    )
+                }),
+            Err(_) => false,
+        };
+        if !sound {
+            conn.close_on_drop();
+        } else if self.waiting.load(Ordering::Acquire) == 0 && !self.pool.is_closed() {
+            lock(&self.idle).push((conn, Instant::now()));
+        }
+    }
+
+    /// Runs `begin` (which takes a connection from the pool) so that warm connections never
+    /// keep it waiting: while it waits, connections that finish go back to the pool, and one
+    /// warm one goes back now if the pool has none idle.
+    async fn for_pool<T>(&self, begin: impl Future<Output = T>) -> T {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&self.waiting);
+        if self.pool.num_idle() == 0 {
+            let one = lock(&self.idle).pop();
+            drop(one);
+        }
+        begin.await
+    }
+}
+
+fn query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, sea_query_sqlx::SqlxValues> {
+    let values = stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
+    sqlx::query_with(
+        sqlx::AssertSqlSafe(stmt.sql.as_str()),
+        sea_query_sqlx::SqlxValues(values),
+    )
+}
+
+fn exec_err(e: sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e)))
+}
+
+fn query_err(e: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Db {
+    fn get_database_backend(&self) -> DatabaseBackend {
+        self.0.pool.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let Some(warm) = &self.0.warm else {
+            return self.sqlite_target(&stmt).execute_raw(stmt).await;
+        };
+        let started = self.0.on_statement.is_some().then(Instant::now);
+        let mut conn = warm.take().await?;
+        let res = query(&stmt).execute(&mut *conn).await;
+        warm.give_back(conn, &res);
+        let res = res.map(ExecResult::from).map_err(exec_err);
+        self.noted(&stmt, started, &res);
+        res
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let Some(warm) = &self.0.warm else {
+            return self.connection().execute_unprepared(sql).await;
+        };
+        let mut conn = warm.take().await?;
+        let res = conn.execute(sqlx::AssertSqlSafe(sql.to_owned())).await;
+        warm.give_back(conn, &res);
+        res.map(ExecResult::from).map_err(exec_err)
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let Some(warm) = &self.0.warm else {
+            return self.sqlite_target(&stmt).query_one_raw(stmt).await;
+        };
+        let started = self.0.on_statement.is_some().then(Instant::now);
+        let mut conn = warm.take().await?;
+        let res = query(&stmt).fetch_optional(&mut *conn).await;
+        warm.give_back(conn, &res);
+        let res = res.map(|row| row.map(QueryResult::from)).map_err(query_err);
+        self.noted(&stmt, started, &res);
+        res
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let Some(warm) = &self.0.warm else {
+            return self.sqlite_target(&stmt).query_all_raw(stmt).await;
+        };
+        let started = self.0.on_statement.is_some().then(Instant::now);
+        let mut conn = warm.take().await?;
+        let res = query(&stmt).fetch_all(&mut *conn).await;
+        warm.give_back(conn, &res);
+        let res = res
+            .map(|rows| rows.into_iter().map(QueryResult::from).collect())
+            .map_err(query_err);
+        self.noted(&stmt, started, &res);
+        res
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionTrait for Db {
+    type Transaction = DatabaseTransaction;
+
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.begin_with_options(TransactionOptions::default()).await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.begin_with_options(TransactionOptions {
+            isolation_level,
+            access_mode,
+            ..TransactionOptions::default()
+        })
+        .await
+    }
+
+    async fn begin_with_options(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        let begin = self.connection().begin_with_options(options);
+        match &self.0.warm {
+            Some(warm) => warm.for_pool(begin).await,
+            None => begin.await,
+        }
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let run = self.connection().transaction(callback);
+        match &self.0.warm {
+            Some(warm) => warm.for_pool(run).await,
+            None => run.await,
+        }
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let run = self
+            .connection()
+            .transaction_with_config(callback, isolation_level, access_mode);
+        match &self.0.warm {
+            Some(warm) => warm.for_pool(run).await,
+            None => run.await,
+        }
+    }
+}
 
 /// Begins a transaction that will write.
 ///
 /// On SQLite it starts `BEGIN IMMEDIATE`, taking the write lock up front: a deferred
 /// transaction that reads and then writes can fail with `SQLITE_BUSY` without waiting when
 /// another writer got in between, while an immediate one waits out `busy_timeout` in line.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+/// (Through a [`Db`], writers queue for its one writer connection before that.)
+pub async fn begin_write(db: &Db) -> Result<DatabaseTransaction, DbErr> {
     db.begin_with_options(TransactionOptions {
         sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
         ..TransactionOptions::default()

@@ -2,14 +2,19 @@
 //!
 //! SQLite is tuned for a server: WAL (readers never block the writer), `busy_timeout` (writers
 //! wait their turn instead of failing), foreign keys enforced, `synchronous = NORMAL` (durable
-//! at every checkpoint, safe against corruption). Writes go through `BEGIN IMMEDIATE`
-//! ([`tenantry_kernel::db::begin_write`]), so the pool's connections queue for the one writer.
+//! at every checkpoint, safe against corruption). Every write goes through one writer
+//! connection, in the order the writers came ([`Db`]); transactions that write start with
+//! `BEGIN IMMEDIATE` ([`tenantry_kernel::db::begin_write`]), so that even a second process on
+//! the same file (a worker) makes them wait their turn rather than fail.
 
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use std::sync::Arc;
+
+use sea_orm::{ConnectOptions, Database, DbErr};
 use sea_orm_migration::MigratorTrait;
+use tenantry_kernel::db::{Db, StatementCallback};
 use tenantry_migration::Migrator;
 
 /// How long a caller waits for a pooled connection before giving up (a request then answers
@@ -17,42 +22,67 @@ use tenantry_migration::Migrator;
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects to `url` with a pool of at most `max_connections`, each taken within
-/// `acquire_timeout`.
+/// `acquire_timeout` (on SQLite, that many readers beside the one writer every write queues
+/// for: see [`Db`]).
 pub async fn connect(
     url: &str,
     max_connections: u32,
     acquire_timeout: Duration,
-) -> Result<DatabaseConnection, DbErr> {
+) -> Result<Db, DbErr> {
     let url = normalise_sqlite_url(url);
-    if let Some(path) = sqlite_path(&url)
+    let sqlite = sqlite_path(&url);
+    if let Some(path) = sqlite
         && let Some(parent) = std::path::Path::new(path).parent()
         && !parent.as_os_str().is_empty()
     {
         std::fs::create_dir_all(parent)
             .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
     }
-    let mut opts = ConnectOptions::new(url);
-    opts.max_connections(max_connections)
-        .min_connections(1)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(acquire_timeout)
-        // No health ping on every checkout (a round trip on every request's path): only a
-        // connection idle for 30 s, which a server, proxy or firewall may have dropped, is
-        // pinged first. A statement that meets a broken connection anyway answers 503 and
-        // the connection is replaced; idle connections are closed after 10 minutes.
-        .test_before_acquire_if_idle_for(Duration::from_secs(30))
-        .idle_timeout(Duration::from_secs(600))
-        .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true)
-                .create_if_missing(true)
-        });
-    let mut db = Database::connect(opts).await?;
-    db.set_metric_callback(record);
-    Ok(db)
+    let pool = |max: u32, query_only: bool| {
+        let mut opts = ConnectOptions::new(url.clone());
+        opts.max_connections(max)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
+            // No health ping on every checkout (a round trip on every request's path): only a
+            // connection idle for 30 s, which a server, proxy or firewall may have dropped, is
+            // pinged first. A statement that meets a broken connection anyway answers 503 and
+            // the connection is replaced; idle connections are closed after 10 minutes.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
+            .idle_timeout(Duration::from_secs(600))
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(move |o| {
+                let o = o
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true)
+                    .create_if_missing(true);
+                if query_only {
+                    o.pragma("query_only", "ON")
+                } else {
+                    o
+                }
+            });
+        async move {
+            let mut db = Database::connect(opts).await?;
+            db.set_metric_callback(record);
+            Ok::<_, DbErr>(db)
+        }
+    };
+    let on_statement: StatementCallback = Arc::new(record);
+    if sqlite.is_some() {
+        // The writer first: it creates the file and turns on WAL, which readers need.
+        let writer = pool(1, false).await?;
+        let readers = pool(max_connections, true).await?;
+        Ok(Db::new(readers, Some(writer), Some(on_statement)))
+    } else {
+        Ok(Db::new(
+            pool(max_connections, false).await?,
+            None,
+            Some(on_statement),
+        ))
+    }
 }
 
 tokio::task_local! {
@@ -105,8 +135,8 @@ pub async fn record_statements<F: std::future::Future>(
 }
 
 /// Applies every pending migration.
-pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+pub async fn migrate(db: &Db) -> Result<(), DbErr> {
+    Migrator::up(db.connection(), None).await
 }
 
 /// `sqlite:foo.db` and `sqlite://foo.db` both name a file; make sure a query string asks

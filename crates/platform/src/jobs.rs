@@ -29,11 +29,11 @@ use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
-use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use tenantry_identity::{
     INVITATION_EMAIL_QUEUED, PASSWORD_RESET_REQUESTED, USER_REGISTERED, VERIFICATION_REQUESTED,
 };
+use tenantry_kernel::db::Db;
 use tenantry_kernel::{Event, TenantId, UserId};
 
 use crate::Platform;
@@ -155,7 +155,7 @@ fn already_queued(e: &anyhow::Error) -> bool {
 }
 
 /// Hands every pending outbox event to the job queue; answers how many were dispatched.
-pub async fn relay_once(db: &DatabaseConnection, queue: &JobQueue) -> anyhow::Result<usize> {
+pub async fn relay_once(db: &Db, queue: &JobQueue) -> anyhow::Result<usize> {
     let mut dispatched = 0;
     loop {
         let batch = SqlOutbox::pending(db, 100).await?;

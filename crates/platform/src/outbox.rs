@@ -10,8 +10,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::Expr;
-use sea_orm::{DatabaseConnection, DatabaseTransaction, QueryOrder, QuerySelect, Set};
+use sea_orm::{DatabaseTransaction, QueryOrder, QuerySelect, Set};
 use tenantry_kernel::Event;
+use tenantry_kernel::db::Db;
 use tokio::sync::Notify;
 
 /// The `outbox` table.
@@ -56,7 +57,7 @@ impl SqlOutbox {
     }
 
     /// Up to `limit` undelivered events, oldest first.
-    pub async fn pending(db: &DatabaseConnection, limit: u64) -> Result<Vec<Event>, DbErr> {
+    pub async fn pending(db: &Db, limit: u64) -> Result<Vec<Event>, DbErr> {
         let rows = entity::Entity::find()
             .filter(entity::Column::DispatchedAt.is_null())
             .order_by_asc(entity::Column::CreatedAt)
@@ -69,7 +70,7 @@ impl SqlOutbox {
     }
 
     /// Marks an event delivered.
-    pub async fn mark_dispatched(db: &DatabaseConnection, id: Uuid) -> Result<(), DbErr> {
+    pub async fn mark_dispatched(db: &Db, id: Uuid) -> Result<(), DbErr> {
         entity::Entity::update_many()
             .col_expr(entity::Column::DispatchedAt, Expr::value(Utc::now()))
             .filter(entity::Column::Id.eq(id))

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use sea_orm::DatabaseConnection;
 use tenantry_audit::SeaAuditSink;
 use tenantry_identity::{
     ApiKeyService, HashPool, IdentityService, IdentitySettings, InvitationService, MemberSessions,
     MfaService, PasswordHasher, SeaIdentity, TokenSigner,
 };
+use tenantry_kernel::db::Db;
 use tenantry_kernel::{AuditSink, Sealer};
 use tenantry_tenancy::{LocationService, MemberService, RoleService, SeaTenancy, TenancyService};
 
@@ -23,7 +23,7 @@ pub struct Platform {
     /// The settings it was built from.
     pub settings: Settings,
     /// The database.
-    pub db: DatabaseConnection,
+    pub db: Db,
     /// Tenants and memberships.
     pub tenancy: Arc<dyn TenancyService>,
     /// The member directory and member commands.

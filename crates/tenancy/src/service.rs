@@ -6,13 +6,13 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::sea_query::ExprTrait as _;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 use sea_orm::{FromQueryResult as _, QueryTrait as _};
 use serde_json::json;
 use tenantry_kernel::crypto::{hex, random_bytes};
-use tenantry_kernel::db::{begin_write, is_unique_violation};
+use tenantry_kernel::db::{Db, begin_write, is_unique_violation};
 use tenantry_kernel::{
     Actor, AuditEntry, AuditSink, ClientMeta, LocationId, Permission, RequestContext, Role,
     SessionPort, TenantId, UserId,
@@ -130,7 +130,7 @@ pub trait TenancyService: Send + Sync {
 /// [`TenancyService`] over SeaORM.
 #[derive(Clone)]
 pub struct SeaTenancy {
-    pub(crate) db: DatabaseConnection,
+    pub(crate) db: Db,
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) sessions: Arc<dyn SessionPort>,
     pub(crate) ceilings: Ceilings,
@@ -141,7 +141,7 @@ impl SeaTenancy {
     /// sessions through `sessions`, and lets tenants set their limits up to `ceilings`.
     #[must_use]
     pub fn new(
-        db: DatabaseConnection,
+        db: Db,
         audit: Arc<dyn AuditSink>,
         sessions: Arc<dyn SessionPort>,
         ceilings: Ceilings,
