@@ -7,6 +7,7 @@ mod account;
 mod api_keys;
 mod audit;
 mod contract;
+mod database;
 mod errors;
 mod helpers;
 mod input;

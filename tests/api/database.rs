@@ -1,0 +1,120 @@
+//! How statements reach the database (`kernel::db::Db`): on PostgreSQL a finished statement
+//! leaves its connection warm for the next instead of handing it back to the pool (and its
+//! ping); on SQLite every write waits in line for the one writer while reads go on beside it.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
+use tenantry_kernel::db::{begin_write, is_unavailable};
+
+use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::on_both_databases;
+
+fn sql(app: &TestApp, sql: &str) -> Statement {
+    Statement::from_string(app.platform.db.get_database_backend(), sql)
+}
+
+/// With several connections open, statements one after the other run on the one that just
+/// finished (the pool alone hands them out in turn), and warm connections still go to
+/// transactions: as many as the pool holds begin at once, within the acquire timeout.
+async fn a_finished_statement_leaves_its_connection_warm_and_transactions_still_get_them(
+    app: TestApp,
+) {
+    let db = &app.platform.db;
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return;
+    }
+    // Five connections open at once, then all of them idle.
+    let sleeps = (0..5).map(|_| db.execute_raw(sql(&app, "SELECT pg_sleep(0.1)")));
+    for done in futures::future::join_all(sleeps).await {
+        done.unwrap();
+    }
+    let mut pids = Vec::new();
+    for _ in 0..10 {
+        let row = db
+            .query_one_raw(sql(&app, "SELECT pg_backend_pid() AS pid"))
+            .await
+            .unwrap()
+            .unwrap();
+        pids.push(row.try_get::<i32>("", "pid").unwrap());
+    }
+    pids.dedup();
+    assert_eq!(pids.len(), 1, "one connection served them all: {pids:?}");
+
+    let begins = (0..5).map(|_| db.begin());
+    let txns: Vec<_> = futures::future::join_all(begins)
+        .await
+        .into_iter()
+        .map(|t| t.expect("a transaction gets a connection while others sit warm"))
+        .collect();
+    for txn in txns {
+        txn.commit().await.unwrap();
+    }
+}
+on_both_databases!(
+    a_finished_statement_leaves_its_connection_warm_and_transactions_still_get_them,
+    settings = |s| {
+        s.database_max_connections = 5;
+        s.database_acquire_timeout_ms = 1000;
+        // Nothing but the test uses the pool.
+        s.embedded_worker = false;
+    }
+);
+
+/// SQLite: while a transaction holds the writer, another write waits in line for it (and,
+/// past the acquire timeout, answers as unavailable: a 503), reads go on, and the readers
+/// themselves refuse to write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writes_wait_for_the_one_writer_while_reads_go_on() {
+    let app = spawn_app(Backend::Sqlite, |s| {
+        s.database_max_connections = 2;
+        s.database_acquire_timeout_ms = 300;
+        s.embedded_worker = false;
+    })
+    .await
+    .unwrap();
+    let db = &app.platform.db;
+    db.execute_raw(sql(&app, "CREATE TABLE queued (n INTEGER NOT NULL)"))
+        .await
+        .unwrap();
+    let held = begin_write(db).await.unwrap();
+    held.execute_raw(sql(&app, "INSERT INTO queued (n) VALUES (1)"))
+        .await
+        .unwrap();
+
+    let waited = tokio::time::timeout(
+        Duration::from_secs(5),
+        db.execute_raw(sql(&app, "INSERT INTO queued (n) VALUES (2)")),
+    )
+    .await
+    .expect("the pool's acquire timeout ends the wait");
+    let err = waited.expect_err("the writer is taken");
+    assert!(is_unavailable(&err), "{err}");
+    // Reads go on beside the writer, and see what it committed (nothing yet).
+    assert_eq!(count(&app).await, 0);
+    let query_only = db
+        .query_one_raw(sql(&app, "SELECT query_only AS on_ FROM pragma_query_only"))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i32>("", "on_")
+        .unwrap();
+    assert_eq!(query_only, 1, "reads run on connections that cannot write");
+
+    held.commit().await.unwrap();
+    db.execute_raw(sql(&app, "INSERT INTO queued (n) VALUES (2)"))
+        .await
+        .unwrap();
+    assert_eq!(count(&app).await, 2);
+}
+
+async fn count(app: &TestApp) -> i64 {
+    app.platform
+        .db
+        .query_one_raw(sql(app, "SELECT COUNT(*) AS n FROM queued"))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
+}
