@@ -48,3 +48,9 @@ bench-attacks:
 bench-reads:
     cargo build --release -q -p tenantry-server
     python3 bench/reads.py "${CARGO_TARGET_DIR:-target}/release/tenantry"
+
+# Writes on the embedded SQLite: 16 clients creating locations while 16 list them, the same
+# requests alone, and the server's INSERTs replayed through one SQLite connection. Needs wrk.
+bench-writes:
+    cargo build --release -q -p tenantry-server
+    python3 bench/writes.py "${CARGO_TARGET_DIR:-target}/release/tenantry"

@@ -17,6 +17,11 @@ given:
   4. per request and pool size, the medians: server requests/s, pgbench transactions/s, their
      ratio, the server's p50 and p99, and the statements per request.
 
+BENCH_BASELINE: a second binary (an earlier build) measured in the same rounds, for its
+requests/s beside the server's, on a copy of the seeded database (statements are captured from
+the binary measured). BENCH_BASELINE_SQL: statements that bring the copy to the baseline's
+schema (undoing migrations it does not know, and deleting their seaql_migrations rows).
+
 Requests: GET /api/v1/users/me, the first page of GET /api/v1/users, its page 100 (cursor of
 the 4,950th member by name) and PATCH /api/v1/users/{id} (a write, in a transaction in both).
 Needs wrk, pgbench and psql.
@@ -58,7 +63,7 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary, keys, pool, log_statements):
+    def __init__(self, binary, keys, pool, log_statements, env_extra=None, db_url=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.dir = tempfile.mkdtemp()
@@ -68,7 +73,7 @@ class Server:
                    TENANTRY_PUBLIC_URL="http://bench.tenantry.test",
                    # Every server of the run keeps its keys in one directory, so tokens
                    # outlive restarts; the log is each server's own.
-                   TENANTRY_DATA_DIR=keys, TENANTRY_DATABASE_URL=DB_URL,
+                   TENANTRY_DATA_DIR=keys, TENANTRY_DATABASE_URL=db_url or DB_URL,
                    TENANTRY_DATABASE_MAX_CONNECTIONS=str(pool),
                    TENANTRY_EMBEDDED_WORKER="false", TENANTRY_LOG_FORMAT="json",
                    TENANTRY_AUTH_REQUESTS_PER_MINUTE="1000000000",
@@ -76,6 +81,7 @@ class Server:
                    TENANTRY_DATABASE_LOG_STATEMENTS="true" if log_statements else "false",
                    RUST_LOG=("warn,tenantry::statements=info,tenantry_server::request_id=info"
                              if log_statements else "warn"))
+        env.update(env_extra or {})
         self.log_path = os.path.join(self.dir, "server.log")
         self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=open(self.log_path, "w"),
                                      stderr=subprocess.STDOUT)
@@ -193,6 +199,7 @@ def pgbench(script, conns):
 
 def main():
     binary = sys.argv[1]
+    baseline = os.environ.get("BENCH_BASELINE")
     for tool in ("wrk", "pgbench", "psql"):
         if not shutil.which(tool):
             raise SystemExit(f"bench-reads: {tool} is required")
@@ -233,39 +240,60 @@ def main():
     finally:
         server.stop()
 
+    base_url = None
+    if baseline:
+        psql(BASE_URL, f"DROP DATABASE IF EXISTS {DB}_baseline")
+        psql(BASE_URL, f"CREATE DATABASE {DB}_baseline TEMPLATE {DB}")
+        base_url = DB_URL + "_baseline"
+        if os.environ.get("BENCH_BASELINE_SQL"):
+            psql(base_url, os.environ["BENCH_BASELINE_SQL"])
+
     rows = []
     for pool in POOLS:
         for name, (method, path, body) in requests.items():
             script, statements = scripts[name]
-            ours, theirs, p50s, p99s = [], [], [], []
+            ours, theirs, base, p50s, p99s = [], [], [], [], []
             for r in range(ROUNDS):
-                order = ("server", "pgbench") if r % 2 == 0 else ("pgbench", "server")
+                order = ["server", "pgbench"] + (["baseline"] if baseline else [])
+                order = order[r % len(order):] + order[:r % len(order)]
                 for which in order:
-                    if which == "server":
-                        # A server of its own per round: its pool keeps its connections,
-                        # which pgbench needs when the server is not measured.
-                        server = Server(binary, keys, pool, log_statements=False)
-                        try:
-                            wrk(server.base, path, pool, token, method, body, seconds=2)
-                            rps, p50, p99 = wrk(server.base, path, pool, token, method, body)
-                        finally:
-                            server.stop()
-                        ours.append(rps)
-                        p50s.append(p50)
-                        p99s.append(p99)
-                    else:
+                    if which == "pgbench":
                         theirs.append(pgbench(script, pool))
+                        continue
+                    # A server of its own per round: its pool keeps its connections, which
+                    # pgbench needs when the server is not measured.
+                    server = Server(binary if which == "server" else baseline, keys, pool,
+                                    log_statements=False,
+                                    db_url=base_url if which == "baseline" else None)
+                    try:
+                        # A token of its own: the run outlives an access token.
+                        token = server.call("POST", "/api/v1/auth/login",
+                                            {"email": EMAIL, "password": PASSWORD})["access_token"]
+                        wrk(server.base, path, pool, token, method, body, seconds=2)
+                        rps, p50, p99 = wrk(server.base, path, pool, token, method, body)
+                    finally:
+                        server.stop()
+                    if which == "baseline":
+                        base.append(rps)
+                        continue
+                    ours.append(rps)
+                    p50s.append(p50)
+                    p99s.append(p99)
             rows.append((name, pool, statements, statistics.median(ours), statistics.median(theirs),
-                         statistics.median(p50s), statistics.median(p99s)))
+                         statistics.median(p50s), statistics.median(p99s),
+                         statistics.median(base) if base else None))
             r = rows[-1]
             print(f"{name:24} conns={pool:<3} statements={statements} server={r[3]:8.0f}/s "
-                  f"pgbench={r[4]:8.0f}/s ratio={r[3] / r[4]:.2f} p50={r[5]:.2f}ms p99={r[6]:.2f}ms",
+                  f"pgbench={r[4]:8.0f}/s ratio={r[3] / r[4]:.2f} p50={r[5]:.2f}ms p99={r[6]:.2f}ms"
+                  + (f" baseline={r[7]:8.0f}/s" if base else ""),
                   flush=True)
 
     print("\nsummary (medians of", ROUNDS, "rounds of", SECONDS, "s)")
-    print(f"{'request':24} {'conns':>5} {'stmts':>5} {'server/s':>9} {'pgbench/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}")
-    for name, pool, statements, ours, theirs, p50, p99 in rows:
-        print(f"{name:24} {pool:>5} {statements:>5} {ours:>9.0f} {theirs:>9.0f} {ours / theirs:>6.2f} {p50:>7.2f} {p99:>7.2f}")
+    print(f"{'request':24} {'conns':>5} {'stmts':>5} {'server/s':>9} {'pgbench/s':>9} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}"
+          + (f" {'baseline/s':>10} {'gain':>6}" if baseline else ""))
+    for name, pool, statements, ours, theirs, p50, p99, base in rows:
+        print(f"{name:24} {pool:>5} {statements:>5} {ours:>9.0f} {theirs:>9.0f} {ours / theirs:>6.2f} {p50:>7.2f} {p99:>7.2f}"
+              + (f" {base:>10.0f} {ours / base:>5.2f}x" if baseline else ""))
     for pool in POOLS:
         one = next((r for r in rows if r[0] == "GET /users (page 1)" and r[1] == pool), None)
         hundred = next((r for r in rows if r[0] == "GET /users (page 100)" and r[1] == pool), None)
@@ -275,6 +303,8 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(keys, ignore_errors=True)
     psql(BASE_URL, f"DROP DATABASE IF EXISTS {DB}")
+    if baseline:
+        psql(BASE_URL, f"DROP DATABASE IF EXISTS {DB}_baseline")
 
 
 if __name__ == "__main__":
