@@ -108,19 +108,38 @@ impl Db {
         }
     }
 
-    /// Closes every connection.
-    pub async fn close(&self) -> Result<(), DbErr> {
-        if let Some(warm) = &self.0.warm {
-            let idle = std::mem::take(&mut *lock(&warm.idle));
-            drop(idle);
+    /// Runs `begin`, which takes a connection from the pool, so that warm connections never
+    /// keep it waiting ([`Warm::for_pool`]).
+    async fn waiting_on_pool<T>(&self, begin: impl Future<Output = T>) -> T {
+        match &self.0.warm {
+            Some(warm) => warm.for_pool(begin).await,
+            None => begin.await,
         }
-        if let Some(writer) = &self.0.writer {
-            writer.close_by_ref().await?;
-        }
-        self.0.pool.close_by_ref().await
     }
 
-    fn noted<T>(&self, stmt: &Statement, started: Option<Instant>, res: &Result<T, DbErr>) {
+    /// A warm connection for a statement, and when it was taken (when statements are heard
+    /// of).
+    async fn checkout(&self, warm: &Warm) -> Result<Checkout, DbErr> {
+        let started = self.0.on_statement.is_some().then(Instant::now);
+        Ok(Checkout {
+            conn: warm.take().await?,
+            started,
+        })
+    }
+
+    /// Keeps `conn` warm (or not) after `stmt` ended with `res`, tells `on_statement`, and
+    /// answers SeaORM's way.
+    fn checkin<R, T>(
+        &self,
+        warm: &Warm,
+        Checkout { conn, started }: Checkout,
+        stmt: &Statement,
+        res: Result<R, sqlx::Error>,
+        ok: impl FnOnce(R) -> T,
+        err: fn(sqlx::Error) -> DbErr,
+    ) -> Result<T, DbErr> {
+        warm.give_back(conn, &res);
+        let res = res.map(ok).map_err(err);
         if let (Some(started), Some(callback)) = (started, &self.0.on_statement) {
             callback(&sea_orm::metric::Info {
                 elapsed: started.elapsed(),
@@ -128,7 +147,14 @@ impl Db {
                 failed: res.is_err(),
             });
         }
+        res
     }
+}
+
+/// A warm connection taken for a statement.
+struct Checkout {
+    conn: PoolConnection<Postgres>,
+    started: Option<Instant>,
 }
 
 /// Whether `sql` only reads: a `SELECT` (a `WITH` may write, so it does not count).
@@ -243,13 +269,9 @@ impl ConnectionTrait for Db {
         let Some(warm) = &self.0.warm else {
             return self.sqlite_target(&stmt).execute_raw(stmt).await;
         };
-        let started = self.0.on_statement.is_some().then(Instant::now);
-        let mut conn = warm.take().await?;
-        let res = query(&stmt).execute(&mut *conn).await;
-        warm.give_back(conn, &res);
-        let res = res.map(ExecResult::from).map_err(exec_err);
-        self.noted(&stmt, started, &res);
-        res
+        let mut out = self.checkout(warm).await?;
+        let res = query(&stmt).execute(&mut *out.conn).await;
+        self.checkin(warm, out, &stmt, res, ExecResult::from, exec_err)
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
@@ -266,28 +288,20 @@ impl ConnectionTrait for Db {
         let Some(warm) = &self.0.warm else {
             return self.sqlite_target(&stmt).query_one_raw(stmt).await;
         };
-        let started = self.0.on_statement.is_some().then(Instant::now);
-        let mut conn = warm.take().await?;
-        let res = query(&stmt).fetch_optional(&mut *conn).await;
-        warm.give_back(conn, &res);
-        let res = res.map(|row| row.map(QueryResult::from)).map_err(query_err);
-        self.noted(&stmt, started, &res);
-        res
+        let mut out = self.checkout(warm).await?;
+        let res = query(&stmt).fetch_optional(&mut *out.conn).await;
+        let one = |row: Option<_>| row.map(QueryResult::from);
+        self.checkin(warm, out, &stmt, res, one, query_err)
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let Some(warm) = &self.0.warm else {
             return self.sqlite_target(&stmt).query_all_raw(stmt).await;
         };
-        let started = self.0.on_statement.is_some().then(Instant::now);
-        let mut conn = warm.take().await?;
-        let res = query(&stmt).fetch_all(&mut *conn).await;
-        warm.give_back(conn, &res);
-        let res = res
-            .map(|rows| rows.into_iter().map(QueryResult::from).collect())
-            .map_err(query_err);
-        self.noted(&stmt, started, &res);
-        res
+        let mut out = self.checkout(warm).await?;
+        let res = query(&stmt).fetch_all(&mut *out.conn).await;
+        let all = |rows: Vec<_>| rows.into_iter().map(QueryResult::from).collect();
+        self.checkin(warm, out, &stmt, res, all, query_err)
     }
 }
 
@@ -316,11 +330,8 @@ impl TransactionTrait for Db {
         &self,
         options: TransactionOptions,
     ) -> Result<DatabaseTransaction, DbErr> {
-        let begin = self.connection().begin_with_options(options);
-        match &self.0.warm {
-            Some(warm) => warm.for_pool(begin).await,
-            None => begin.await,
-        }
+        self.waiting_on_pool(self.connection().begin_with_options(options))
+            .await
     }
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
@@ -332,11 +343,8 @@ impl TransactionTrait for Db {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        let run = self.connection().transaction(callback);
-        match &self.0.warm {
-            Some(warm) => warm.for_pool(run).await,
-            None => run.await,
-        }
+        self.waiting_on_pool(self.connection().transaction(callback))
+            .await
     }
 
     async fn transaction_with_config<F, T, E>(
@@ -353,13 +361,12 @@ impl TransactionTrait for Db {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        let run = self
-            .connection()
-            .transaction_with_config(callback, isolation_level, access_mode);
-        match &self.0.warm {
-            Some(warm) => warm.for_pool(run).await,
-            None => run.await,
-        }
+        self.waiting_on_pool(self.connection().transaction_with_config(
+            callback,
+            isolation_level,
+            access_mode,
+        ))
+        .await
     }
 }
 

@@ -7,11 +7,10 @@
 //! `BEGIN IMMEDIATE` ([`tenantry_kernel::db::begin_write`]), so that even a second process on
 //! the same file (a worker) makes them wait their turn rather than fail.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use std::sync::Arc;
-
 use sea_orm::{ConnectOptions, Database, DbErr};
 use sea_orm_migration::MigratorTrait;
 use tenantry_kernel::db::{Db, StatementCallback};
