@@ -61,6 +61,52 @@ on_both_databases!(
     }
 );
 
+/// PostgreSQL: however the pool's own returns interleave with them, callers that need the
+/// pool find it supplied while connections sit warm. Round after round, every connection is
+/// left warm, then as many transactions as the pool holds begin at once on tasks of their
+/// own and stay open until all have begun, each within the acquire timeout. A pool that
+/// showed a connection idle which an earlier caller was about to take once kept the next
+/// caller waiting beside a warm one until its timeout.
+async fn transactions_racing_for_the_pool_are_never_kept_waiting_by_warm_connections(app: TestApp) {
+    let db = &app.platform.db;
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return;
+    }
+    const POOL: usize = 5;
+    for round in 0..40 {
+        let sleeps = (0..POOL).map(|_| db.execute_raw(sql(&app, "SELECT pg_sleep(0.02)")));
+        for done in futures::future::join_all(sleeps).await {
+            done.unwrap();
+        }
+        let all_begun = std::sync::Arc::new(tokio::sync::Barrier::new(POOL));
+        let tasks: Vec<_> = (0..POOL)
+            .map(|_| {
+                let (db, all_begun) = (db.clone(), all_begun.clone());
+                tokio::spawn(async move {
+                    let txn = db.begin().await;
+                    all_begun.wait().await;
+                    txn?.commit().await
+                })
+            })
+            .collect();
+        for task in tasks {
+            let done = tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: a transaction waited past 5 s"))
+                .unwrap();
+            done.unwrap_or_else(|e| panic!("round {round}: a transaction got no connection: {e}"));
+        }
+    }
+}
+on_both_databases!(
+    transactions_racing_for_the_pool_are_never_kept_waiting_by_warm_connections,
+    settings = |s| {
+        s.database_max_connections = 5;
+        s.database_acquire_timeout_ms = 1000;
+        s.embedded_worker = false;
+    }
+);
+
 /// SQLite: while a transaction holds the writer, another write waits in line for it (and,
 /// past the acquire timeout, answers as unavailable: a 503), reads go on, and the readers
 /// themselves refuse to write.

@@ -29,8 +29,8 @@ pub type StatementCallback = Arc<dyn Fn(&sea_orm::metric::Info<'_>) + Send + Syn
 ///   connection whose statement broke (or was abandoned by a cancelled request) goes back
 ///   through the pool, which tests it or closes it; one that sat warm for 30 s goes back
 ///   through the pool too, as idle ones are pinged before use. Transactions take their
-///   connection from the pool; when it has none left idle, a warm one is given back to it
-///   first, so warm connections never starve a writer.
+///   connection from the pool; while it has fewer idle than callers waiting on it, warm
+///   ones are given back to it first, so warm connections never starve a writer.
 /// - **SQLite: every write queues for one writer connection.** SQLite has one writer at a
 ///   time; with every pooled connection free to write, the rest wait in SQLite's busy
 ///   handler, which sleeps in growing steps and serves them in no order. Here a statement
@@ -218,14 +218,27 @@ impl Warm {
         };
         if !sound {
             conn.close_on_drop();
-        } else if self.waiting.load(Ordering::Acquire) == 0 && !self.pool.is_closed() {
-            lock(&self.idle).push((conn, Instant::now()));
+            return;
+        }
+        // Under the lock [`Warm::for_pool`] counts waiters under: either a waiter that comes
+        // after this sees the connection warm and hands it to the pool, or this sees the
+        // waiter and does.
+        let mut idle = lock(&self.idle);
+        if self.waiting.load(Ordering::Acquire) == 0 && !self.pool.is_closed() {
+            idle.push((conn, Instant::now()));
         }
     }
 
     /// Runs `begin` (which takes a connection from the pool) so that warm connections never
-    /// keep it waiting: while it waits, connections that finish go back to the pool, and one
-    /// warm one goes back now if the pool has none idle.
+    /// keep it waiting: while it waits, connections that finish go back to the pool, and warm
+    /// ones go back now until the pool has as many idle (or on their way back) as there are
+    /// callers waiting on it.
+    ///
+    /// Counting every waiter, not only this one, is what makes it hold under concurrency: a
+    /// connection the pool shows idle may already be promised to an earlier waiter, and one
+    /// handed back a moment ago is not idle yet (the pool takes it back on a task of its own).
+    /// Handing back one too many costs a ping; one too few would leave a caller waiting for
+    /// its acquire timeout beside a warm connection.
     async fn for_pool<T>(&self, begin: impl Future<Output = T>) -> T {
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
@@ -233,12 +246,16 @@ impl Warm {
                 self.0.fetch_sub(1, Ordering::AcqRel);
             }
         }
-        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let handed_back = {
+            let mut idle = lock(&self.idle);
+            let waiting = self.waiting.fetch_add(1, Ordering::AcqRel) + 1;
+            let short = waiting.saturating_sub(self.pool.num_idle());
+            // The oldest first: the most recently used stay warm for the next statement.
+            let n = short.min(idle.len());
+            idle.drain(..n).collect::<Vec<_>>()
+        };
         let _waiting = Waiting(&self.waiting);
-        if self.pool.num_idle() == 0 {
-            let one = lock(&self.idle).pop();
-            drop(one);
-        }
+        drop(handed_back);
         begin.await
     }
 }
