@@ -1,6 +1,7 @@
 //! How statements reach the database (`kernel::db::Db`): on PostgreSQL a finished statement
 //! leaves its connection warm for the next instead of handing it back to the pool (and its
-//! ping); on SQLite every write waits in line for the one writer while reads go on beside it.
+//! ping); on SQLite every write waits in line for the one writer while reads go on beside it,
+//! each handed its reader by the read before it.
 
 use std::time::Duration;
 
@@ -152,6 +153,49 @@ async fn sqlite_writes_wait_for_the_one_writer_while_reads_go_on() {
         .await
         .unwrap();
     assert_eq!(count(&app).await, 2);
+}
+
+/// SQLite: reads queue for the readers, first come first served, and answer as unavailable
+/// past the acquire timeout; a read abandoned while it runs gives its place back, so the
+/// readers never shrink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_reads_queue_for_the_readers_and_an_abandoned_one_gives_its_place_back() {
+    let app = spawn_app(Backend::Sqlite, |s| {
+        s.database_max_connections = 1;
+        s.database_acquire_timeout_ms = 100;
+        s.embedded_worker = false;
+    })
+    .await
+    .unwrap();
+    let db = &app.platform.db;
+    let one = || db.query_one_raw(sql(&app, "SELECT 1 AS n"));
+    one().await.unwrap();
+    // Some hundreds of milliseconds of work for the one reader.
+    let long = db.query_one_raw(sql(
+        &app,
+        "SELECT count(*) AS n FROM (WITH RECURSIVE c(x) AS \
+         (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT x FROM c)",
+    ));
+    let (abandoned, waited) = futures::future::join(
+        tokio::time::timeout(Duration::from_millis(300), long),
+        // Polled after the long read took the reader.
+        one(),
+    )
+    .await;
+    assert!(
+        abandoned.is_err(),
+        "the long read was abandoned while it ran"
+    );
+    let err = waited.expect_err("the one reader was taken");
+    assert!(is_unavailable(&err), "{err}");
+    // Its place came back: a read gets the reader again once the abandoned statement ends
+    // (each try waits out the acquire timeout while it runs on).
+    let mut tries = 0;
+    while let Err(e) = one().await {
+        assert!(is_unavailable(&e), "{e}");
+        tries += 1;
+        assert!(tries < 100, "the reader never came back");
+    }
 }
 
 async fn count(app: &TestApp) -> i64 {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sea_orm::sqlx::pool::PoolConnection;
-use sea_orm::sqlx::{self, Executor, Postgres};
+use sea_orm::sqlx::{self, Executor, Postgres, Sqlite};
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
     ExecResult, IsolationLevel, QueryResult, RuntimeErr, SqlErr, SqliteTransactionMode, Statement,
@@ -31,6 +31,10 @@ pub type StatementCallback = Arc<dyn Fn(&sea_orm::metric::Info<'_>) + Send + Syn
 ///   through the pool too, as idle ones are pinged before use. Transactions take their
 ///   connection from the pool; while it has fewer idle than callers waiting on it, warm
 ///   ones are given back to it first, so warm connections never starve a writer.
+/// - **SQLite: reads are handed from one statement to the next directly.** The pool's ping
+///   on every return is a round trip to the connection's own thread, during which the next
+///   reader waits for it; here a fixed set of readers passes each connection to the
+///   statement first in line as its statement ends.
 /// - **SQLite: every write queues for one writer connection.** SQLite has one writer at a
 ///   time; with every pooled connection free to write, the rest wait in SQLite's busy
 ///   handler, which sleeps in growing steps and serves them in no order. Here a statement
@@ -48,21 +52,158 @@ struct Shared {
     /// SQLite's one writer (also SeaORM's, for [`Db::connection`]).
     writer: Option<DatabaseConnection>,
     /// PostgreSQL's warm connections.
-    warm: Option<Warm>,
+    warm: Option<Warm<Postgres>>,
+    /// SQLite's readers.
+    readers: Option<Readers>,
     on_statement: Option<StatementCallback>,
 }
 
 /// How long a connection may sit warm before it goes back through the pool's checks.
 const WARM_FOR: Duration = Duration::from_secs(30);
 
-struct Warm {
-    pool: sqlx::PgPool,
+struct Warm<DB: Backend> {
+    pool: sqlx::Pool<DB>,
     /// The most recently used last, each with when it finished its statement.
-    idle: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
+    idle: Mutex<Vec<(PoolConnection<DB>, Instant)>>,
     /// Callers waiting for a connection from the pool (statements that found no warm one,
     /// transactions): while there are any, a connection that finishes its statement goes back
     /// to the pool, not into `idle`.
     waiting: AtomicUsize,
+}
+
+impl<DB: Backend> Warm<DB> {
+    fn new(pool: sqlx::Pool<DB>) -> Self {
+        Self {
+            pool,
+            idle: Mutex::new(Vec::new()),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// SQLite's readers: a fixed number of connections, each handed to the next statement in
+/// line the moment the one before gives it back (first come, first served), with no ping on
+/// the way: SQLite's connections are local, and nothing but a crash of their thread or an
+/// I/O failure breaks one (then it goes back to the pool, which closes it, and the next
+/// statement opens a replacement).
+struct Readers {
+    pool: sqlx::Pool<Sqlite>,
+    /// One permit per connection that may be lent out; waiting statements queue on it.
+    permits: tokio::sync::Semaphore,
+    /// Connections not lent out (fewer than the permits while some are still to be opened).
+    idle: Mutex<Vec<PoolConnection<Sqlite>>>,
+    acquire_timeout: Duration,
+}
+
+/// A reader lent to one statement: its permit goes back when it is dropped, whether it was
+/// given back ([`Readers::give_back`]) or its statement was abandoned (the connection then
+/// goes back to the pool, which makes sure it is at rest before anyone uses it again).
+struct Lent<'a> {
+    conn: Option<PoolConnection<Sqlite>>,
+    home: &'a Readers,
+}
+
+impl std::ops::Deref for Lent<'_> {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        self.conn
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("lent until dropped"))
+    }
+}
+
+impl std::ops::DerefMut for Lent<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.conn
+            .as_deref_mut()
+            .unwrap_or_else(|| unreachable!("lent until dropped"))
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        drop(self.conn.take());
+        self.home.permits.add_permits(1);
+    }
+}
+
+impl Readers {
+    fn new(pool: sqlx::Pool<Sqlite>) -> Self {
+        let size = pool.options().get_max_connections() as usize;
+        Self {
+            acquire_timeout: pool.options().get_acquire_timeout(),
+            permits: tokio::sync::Semaphore::new(size.max(1)),
+            idle: Mutex::new(Vec::with_capacity(size)),
+            pool,
+        }
+    }
+
+    /// The next free reader, in line behind the statements already waiting; unavailable past
+    /// the acquire timeout.
+    async fn take(&self) -> Result<Lent<'_>, DbErr> {
+        let timeout = DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout);
+        let permit = tokio::time::timeout(self.acquire_timeout, self.permits.acquire())
+            .await
+            .map_err(|_| timeout)?
+            .map_err(|_| DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed))?;
+        permit.forget();
+        let mut lent = Lent {
+            conn: None,
+            home: self,
+        };
+        let idle = lock(&self.idle).pop();
+        lent.conn = Some(match idle {
+            Some(conn) => conn,
+            None => self.pool.acquire().await.map_err(acquire_err)?,
+        });
+        Ok(lent)
+    }
+
+    /// Keeps `lent`'s connection for the next statement unless its statement ended in a
+    /// failure that may have broken it ([`Backend::sound_after`]).
+    fn give_back<T>(&self, mut lent: Lent<'_>, res: &Result<T, sqlx::Error>) {
+        let sound = res.as_ref().err().is_none_or(Sqlite::sound_after);
+        if let Some(mut conn) = lent.conn.take() {
+            if sound {
+                lock(&self.idle).push(conn);
+            } else {
+                conn.close_on_drop();
+            }
+        }
+    }
+}
+
+/// What a [`Warm`] needs to know of its database.
+trait Backend: sqlx::Database {
+    /// Whether a connection whose statement failed with `err` is still sound: the database
+    /// refused the one statement, and the session goes on.
+    fn sound_after(err: &sqlx::Error) -> bool;
+}
+
+impl Backend for Postgres {
+    /// Not when the server ended the session (a `FATAL` or `PANIC`).
+    fn sound_after(err: &sqlx::Error) -> bool {
+        match err {
+            sqlx::Error::RowNotFound => true,
+            sqlx::Error::Database(e) => e
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some_and(|e| {
+                    !matches!(
+                        e.severity(),
+                        sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+                    )
+                }),
+            _ => false,
+        }
+    }
+}
+
+impl Backend for Sqlite {
+    /// SQLite's refusals (a constraint, a busy writer, a malformed statement) leave the
+    /// connection as it was; a crashed worker or an I/O failure do not.
+    fn sound_after(err: &sqlx::Error) -> bool {
+        matches!(err, sqlx::Error::RowNotFound | sqlx::Error::Database(_))
+    }
 }
 
 impl Db {
@@ -76,18 +217,16 @@ impl Db {
         writer: Option<DatabaseConnection>,
         on_statement: Option<StatementCallback>,
     ) -> Self {
-        let warm = match pool.get_database_backend() {
-            DatabaseBackend::Postgres => Some(Warm {
-                pool: pool.get_postgres_connection_pool().clone(),
-                idle: Mutex::new(Vec::new()),
-                waiting: AtomicUsize::new(0),
-            }),
-            _ => None,
-        };
+        let backend = pool.get_database_backend();
+        let warm = (backend == DatabaseBackend::Postgres)
+            .then(|| Warm::new(pool.get_postgres_connection_pool().clone()));
+        let readers = (backend == DatabaseBackend::Sqlite)
+            .then(|| Readers::new(pool.get_sqlite_connection_pool().clone()));
         Self(Arc::new(Shared {
             pool,
             writer,
             warm,
+            readers,
             on_statement,
         }))
     }
@@ -99,13 +238,9 @@ impl Db {
         self.0.writer.as_ref().unwrap_or(&self.0.pool)
     }
 
-    /// Where a statement outside a transaction goes on SQLite: reads beside the writer,
-    /// everything else to it.
-    fn sqlite_target(&self, stmt: &Statement) -> &DatabaseConnection {
-        match &self.0.writer {
-            Some(writer) if !is_read(&stmt.sql) => writer,
-            _ => &self.0.pool,
-        }
+    /// SQLite's readers, when `stmt` only reads.
+    fn sqlite_reader(&self, stmt: &Statement) -> Option<&Readers> {
+        self.0.readers.as_ref().filter(|_| is_read(&stmt.sql))
     }
 
     /// Runs `begin`, which takes a connection from the pool, so that warm connections never
@@ -117,44 +252,16 @@ impl Db {
         }
     }
 
-    /// A warm connection for a statement, and when it was taken (when statements are heard
-    /// of).
-    async fn checkout(&self, warm: &Warm) -> Result<Checkout, DbErr> {
-        let started = self.0.on_statement.is_some().then(Instant::now);
-        Ok(Checkout {
-            conn: warm.take().await?,
-            started,
-        })
-    }
-
-    /// Keeps `conn` warm (or not) after `stmt` ended with `res`, tells `on_statement`, and
-    /// answers SeaORM's way.
-    fn checkin<R, T>(
-        &self,
-        warm: &Warm,
-        Checkout { conn, started }: Checkout,
-        stmt: &Statement,
-        res: Result<R, sqlx::Error>,
-        ok: impl FnOnce(R) -> T,
-        err: fn(sqlx::Error) -> DbErr,
-    ) -> Result<T, DbErr> {
-        warm.give_back(conn, &res);
-        let res = res.map(ok).map_err(err);
+    /// Tells `on_statement` of `stmt`, taken at `started`, and whether it failed.
+    fn heard(&self, stmt: &Statement, started: Option<Instant>, failed: bool) {
         if let (Some(started), Some(callback)) = (started, &self.0.on_statement) {
             callback(&sea_orm::metric::Info {
                 elapsed: started.elapsed(),
                 statement: stmt,
-                failed: res.is_err(),
+                failed,
             });
         }
-        res
     }
-}
-
-/// A warm connection taken for a statement.
-struct Checkout {
-    conn: PoolConnection<Postgres>,
-    started: Option<Instant>,
 }
 
 /// Whether `sql` only reads: a `SELECT` (a `WITH` may write, so it does not count).
@@ -168,9 +275,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl Warm {
+impl<DB: Backend> Warm<DB> {
     /// The most recently used warm connection, or one from the pool.
-    async fn take(&self) -> Result<PoolConnection<Postgres>, DbErr> {
+    async fn take(&self) -> Result<PoolConnection<DB>, DbErr> {
         let popped = lock(&self.idle).pop();
         match popped {
             Some((conn, since)) if since.elapsed() < WARM_FOR => Ok(conn),
@@ -185,36 +292,21 @@ impl Warm {
         }
     }
 
-    async fn acquire(&self) -> Result<PoolConnection<Postgres>, DbErr> {
+    async fn acquire(&self) -> Result<PoolConnection<DB>, DbErr> {
         self.for_pool(self.pool.acquire())
             .await
-            .map_err(|e| match e {
-                sqlx::Error::PoolTimedOut => {
-                    DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout)
-                }
-                sqlx::Error::PoolClosed => {
-                    DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed)
-                }
-                other => DbErr::Conn(RuntimeErr::SqlxError(Arc::new(other))),
-            })
+            .map_err(acquire_err)
     }
 
     /// Keeps `conn` warm after its statement ended with `res`, unless a transaction waits for
     /// the pool (it goes back to the pool then). A connection that failed for any reason but
     /// the database's refusal of the one statement (a broken socket, a protocol error, the
-    /// server ending the session: a `FATAL`) goes back through the pool, which closes it.
-    fn give_back<T>(&self, mut conn: PoolConnection<Postgres>, res: &Result<T, sqlx::Error>) {
+    /// server ending the session: [`Backend::sound_after`]) goes back through the pool, which
+    /// closes it.
+    fn give_back<T>(&self, mut conn: PoolConnection<DB>, res: &Result<T, sqlx::Error>) {
         let sound = match res {
-            Ok(_) | Err(sqlx::Error::RowNotFound) => true,
-            Err(sqlx::Error::Database(e)) => e
-                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                .is_some_and(|e| {
-                    !matches!(
-                        e.severity(),
-                        sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
-                    )
-                }),
-            Err(_) => false,
+            Ok(_) => true,
+            Err(e) => DB::sound_after(e),
         };
         if !sound {
             conn.close_on_drop();
@@ -260,12 +352,44 @@ impl Warm {
     }
 }
 
-fn query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, sea_query_sqlx::SqlxValues> {
+fn query<DB: sqlx::Database>(
+    stmt: &Statement,
+) -> sqlx::query::Query<'_, DB, sea_query_sqlx::SqlxValues>
+where
+    sea_query_sqlx::SqlxValues: for<'q> sqlx::IntoArguments<DB>,
+{
     let values = stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
     sqlx::query_with(
         sqlx::AssertSqlSafe(stmt.sql.as_str()),
         sea_query_sqlx::SqlxValues(values),
     )
+}
+
+/// Runs `stmt` on a connection lent by `$lender` (PostgreSQL's [`Warm`], SQLite's
+/// [`Readers`]) with `.$run(conn)` (`execute`, `fetch_optional`, `fetch_all`), gives the
+/// connection back with how its statement ended, tells `on_statement`, and answers SeaORM's
+/// way, with `$ok` or `$err`.
+macro_rules! on_lent {
+    ($db:expr, $lender:expr, $stmt:expr, $run:ident, $ok:expr, $err:expr) => {{
+        let started = $db.0.on_statement.is_some().then(Instant::now);
+        let mut conn = $lender.take().await?;
+        let res = query($stmt).$run(&mut *conn).await;
+        $lender.give_back(conn, &res);
+        let res = res.map($ok).map_err($err);
+        $db.heard($stmt, started, res.is_err());
+        res
+    }};
+}
+
+/// A failure to get a connection from a pool, SeaORM's way.
+fn acquire_err(e: sqlx::Error) -> DbErr {
+    match e {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
+        sqlx::Error::PoolClosed => {
+            DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed)
+        }
+        other => DbErr::Conn(RuntimeErr::SqlxError(Arc::new(other))),
+    }
 }
 
 fn exec_err(e: sqlx::Error) -> DbErr {
@@ -283,12 +407,13 @@ impl ConnectionTrait for Db {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let Some(warm) = &self.0.warm else {
-            return self.sqlite_target(&stmt).execute_raw(stmt).await;
-        };
-        let mut out = self.checkout(warm).await?;
-        let res = query(&stmt).execute(&mut *out.conn).await;
-        self.checkin(warm, out, &stmt, res, ExecResult::from, exec_err)
+        if let Some(warm) = &self.0.warm {
+            return on_lent!(self, warm, &stmt, execute, ExecResult::from, exec_err);
+        }
+        if let Some(readers) = self.sqlite_reader(&stmt) {
+            return on_lent!(self, readers, &stmt, execute, ExecResult::from, exec_err);
+        }
+        self.connection().execute_raw(stmt).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
@@ -302,23 +427,27 @@ impl ConnectionTrait for Db {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let Some(warm) = &self.0.warm else {
-            return self.sqlite_target(&stmt).query_one_raw(stmt).await;
-        };
-        let mut out = self.checkout(warm).await?;
-        let res = query(&stmt).fetch_optional(&mut *out.conn).await;
-        let one = |row: Option<_>| row.map(QueryResult::from);
-        self.checkin(warm, out, &stmt, res, one, query_err)
+        if let Some(warm) = &self.0.warm {
+            let one = |row: Option<_>| row.map(QueryResult::from);
+            return on_lent!(self, warm, &stmt, fetch_optional, one, query_err);
+        }
+        if let Some(readers) = self.sqlite_reader(&stmt) {
+            let one = |row: Option<_>| row.map(QueryResult::from);
+            return on_lent!(self, readers, &stmt, fetch_optional, one, query_err);
+        }
+        self.connection().query_one_raw(stmt).await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let Some(warm) = &self.0.warm else {
-            return self.sqlite_target(&stmt).query_all_raw(stmt).await;
-        };
-        let mut out = self.checkout(warm).await?;
-        let res = query(&stmt).fetch_all(&mut *out.conn).await;
-        let all = |rows: Vec<_>| rows.into_iter().map(QueryResult::from).collect();
-        self.checkin(warm, out, &stmt, res, all, query_err)
+        if let Some(warm) = &self.0.warm {
+            let all = |rows: Vec<_>| rows.into_iter().map(QueryResult::from).collect();
+            return on_lent!(self, warm, &stmt, fetch_all, all, query_err);
+        }
+        if let Some(readers) = self.sqlite_reader(&stmt) {
+            let all = |rows: Vec<_>| rows.into_iter().map(QueryResult::from).collect();
+            return on_lent!(self, readers, &stmt, fetch_all, all, query_err);
+        }
+        self.connection().query_all_raw(stmt).await
     }
 }
 
