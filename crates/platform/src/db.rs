@@ -26,8 +26,8 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const MMAP_SIZE: u64 = 1 << 30;
 
 /// Connects to `url` with a pool of at most `max_connections`, each taken within
-/// `acquire_timeout` (on SQLite, that many readers beside the one writer every write queues
-/// for: see [`Db`]).
+/// `acquire_timeout` (on SQLite, that many readers, but at most one per core, beside the one
+/// writer every write queues for: see [`Db`]).
 pub async fn connect(
     url: &str,
     max_connections: u32,
@@ -84,7 +84,7 @@ pub async fn connect(
     if sqlite.is_some() {
         // The writer first: it creates the file and turns on WAL, which readers need.
         let writer = pool(1, false).await?;
-        let readers = pool(max_connections, true).await?;
+        let readers = pool(sqlite_readers(max_connections), true).await?;
         Ok(Db::new(readers, Some(writer), Some(on_statement)))
     } else {
         Ok(Db::new(
@@ -93,6 +93,16 @@ pub async fn connect(
             Some(on_statement),
         ))
     }
+}
+
+/// How many readers SQLite gets beside its writer: `max_connections`, but no more than one
+/// per core. A read on SQLite is work on this machine's cores (the file is local), so readers
+/// beyond them only take turns on the cores, and among them the writer's thread waits for its
+/// turn while it holds the one write lock: with 16 readers on 2 cores, 16 clients creating
+/// locations beside 16 listing them got 84 writes/s; with 2, 575/s.
+fn sqlite_readers(max_connections: u32) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    max_connections.clamp(1, u32::try_from(cores).unwrap_or(u32::MAX))
 }
 
 tokio::task_local! {
@@ -181,6 +191,15 @@ mod tests {
         assert_eq!(sqlite_path("sqlite:t.db"), Some("t.db"));
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://x/y"), None);
+    }
+
+    #[test]
+    fn sqlite_gets_at_most_one_reader_per_core_and_always_one() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = u32::try_from(cores).unwrap_or(u32::MAX);
+        assert_eq!(sqlite_readers(cores + 15), cores);
+        assert_eq!(sqlite_readers(1), 1);
+        assert_eq!(sqlite_readers(0), 1);
     }
 
     #[tokio::test]
