@@ -45,7 +45,7 @@ pub struct Settings {
     pub app_url: Option<String>,
     /// `sqlite://…` (embedded default) or `postgres://…`.
     pub database_url: String,
-    /// Database pool size (on SQLite: the readers beside the one writer, at most one per
+    /// Database pool size (on SQLite: the readers beside the one writer, at most two per
     /// core).
     pub database_max_connections: u32,
     /// How long a request waits for a database connection before it answers 503 (ms).
