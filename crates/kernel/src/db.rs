@@ -52,7 +52,7 @@ struct Shared {
     /// SQLite's one writer (also SeaORM's, for [`Db::connection`]).
     writer: Option<DatabaseConnection>,
     /// PostgreSQL's warm connections.
-    warm: Option<Warm<Postgres>>,
+    warm: Option<Warm>,
     /// SQLite's readers.
     readers: Option<Readers>,
     on_statement: Option<StatementCallback>,
@@ -61,18 +61,18 @@ struct Shared {
 /// How long a connection may sit warm before it goes back through the pool's checks.
 const WARM_FOR: Duration = Duration::from_secs(30);
 
-struct Warm<DB: Backend> {
-    pool: sqlx::Pool<DB>,
+struct Warm {
+    pool: sqlx::PgPool,
     /// The most recently used last, each with when it finished its statement.
-    idle: Mutex<Vec<(PoolConnection<DB>, Instant)>>,
+    idle: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
     /// Callers waiting for a connection from the pool (statements that found no warm one,
     /// transactions): while there are any, a connection that finishes its statement goes back
     /// to the pool, not into `idle`.
     waiting: AtomicUsize,
 }
 
-impl<DB: Backend> Warm<DB> {
-    fn new(pool: sqlx::Pool<DB>) -> Self {
+impl Warm {
+    fn new(pool: sqlx::PgPool) -> Self {
         Self {
             pool,
             idle: Mutex::new(Vec::new()),
@@ -141,10 +141,9 @@ impl Readers {
     /// The next free reader, in line behind the statements already waiting; unavailable past
     /// the acquire timeout.
     async fn take(&self) -> Result<Lent<'_>, DbErr> {
-        let timeout = DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout);
         let permit = tokio::time::timeout(self.acquire_timeout, self.permits.acquire())
             .await
-            .map_err(|_| timeout)?
+            .map_err(|_| DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout))?
             .map_err(|_| DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed))?;
         permit.forget();
         let mut lent = Lent {
@@ -160,9 +159,9 @@ impl Readers {
     }
 
     /// Keeps `lent`'s connection for the next statement unless its statement ended in a
-    /// failure that may have broken it ([`Backend::sound_after`]).
+    /// failure that may have broken it ([`sqlite_sound_after`]).
     fn give_back<T>(&self, mut lent: Lent<'_>, res: &Result<T, sqlx::Error>) {
-        let sound = res.as_ref().err().is_none_or(Sqlite::sound_after);
+        let sound = res.as_ref().err().is_none_or(sqlite_sound_after);
         if let Some(mut conn) = lent.conn.take() {
             if sound {
                 lock(&self.idle).push(conn);
@@ -173,37 +172,29 @@ impl Readers {
     }
 }
 
-/// What a [`Warm`] needs to know of its database.
-trait Backend: sqlx::Database {
-    /// Whether a connection whose statement failed with `err` is still sound: the database
-    /// refused the one statement, and the session goes on.
-    fn sound_after(err: &sqlx::Error) -> bool;
-}
-
-impl Backend for Postgres {
-    /// Not when the server ended the session (a `FATAL` or `PANIC`).
-    fn sound_after(err: &sqlx::Error) -> bool {
-        match err {
-            sqlx::Error::RowNotFound => true,
-            sqlx::Error::Database(e) => e
-                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                .is_some_and(|e| {
-                    !matches!(
-                        e.severity(),
-                        sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
-                    )
-                }),
-            _ => false,
-        }
+/// Whether a PostgreSQL connection whose statement failed with `err` is still sound: the
+/// server refused the one statement and the session goes on, unless it ended the session (a
+/// `FATAL` or `PANIC`).
+fn pg_sound_after(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::RowNotFound => true,
+        sqlx::Error::Database(e) => e
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|e| {
+                !matches!(
+                    e.severity(),
+                    sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+                )
+            }),
+        _ => false,
     }
 }
 
-impl Backend for Sqlite {
-    /// SQLite's refusals (a constraint, a busy writer, a malformed statement) leave the
-    /// connection as it was; a crashed worker or an I/O failure do not.
-    fn sound_after(err: &sqlx::Error) -> bool {
-        matches!(err, sqlx::Error::RowNotFound | sqlx::Error::Database(_))
-    }
+/// Whether an SQLite connection whose statement failed with `err` is still sound: SQLite's
+/// refusals (a constraint, a busy writer, a malformed statement) leave it as it was; a
+/// crashed worker or an I/O failure do not.
+fn sqlite_sound_after(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::RowNotFound | sqlx::Error::Database(_))
 }
 
 impl Db {
@@ -275,9 +266,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl<DB: Backend> Warm<DB> {
+impl Warm {
     /// The most recently used warm connection, or one from the pool.
-    async fn take(&self) -> Result<PoolConnection<DB>, DbErr> {
+    async fn take(&self) -> Result<PoolConnection<Postgres>, DbErr> {
         let popped = lock(&self.idle).pop();
         match popped {
             Some((conn, since)) if since.elapsed() < WARM_FOR => Ok(conn),
@@ -292,7 +283,7 @@ impl<DB: Backend> Warm<DB> {
         }
     }
 
-    async fn acquire(&self) -> Result<PoolConnection<DB>, DbErr> {
+    async fn acquire(&self) -> Result<PoolConnection<Postgres>, DbErr> {
         self.for_pool(self.pool.acquire())
             .await
             .map_err(acquire_err)
@@ -301,13 +292,10 @@ impl<DB: Backend> Warm<DB> {
     /// Keeps `conn` warm after its statement ended with `res`, unless a transaction waits for
     /// the pool (it goes back to the pool then). A connection that failed for any reason but
     /// the database's refusal of the one statement (a broken socket, a protocol error, the
-    /// server ending the session: [`Backend::sound_after`]) goes back through the pool, which
+    /// server ending the session: [`pg_sound_after`]) goes back through the pool, which
     /// closes it.
-    fn give_back<T>(&self, mut conn: PoolConnection<DB>, res: &Result<T, sqlx::Error>) {
-        let sound = match res {
-            Ok(_) => true,
-            Err(e) => DB::sound_after(e),
-        };
+    fn give_back<T>(&self, mut conn: PoolConnection<Postgres>, res: &Result<T, sqlx::Error>) {
+        let sound = res.as_ref().err().is_none_or(pg_sound_after);
         if !sound {
             conn.close_on_drop();
             return;
@@ -427,6 +415,7 @@ impl ConnectionTrait for Db {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        // One closure per branch: the rows are PostgreSQL's in one, SQLite's in the other.
         if let Some(warm) = &self.0.warm {
             let one = |row: Option<_>| row.map(QueryResult::from);
             return on_lent!(self, warm, &stmt, fetch_optional, one, query_err);

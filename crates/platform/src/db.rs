@@ -213,36 +213,21 @@ mod tests {
         let db = connect(&url, 2, DEFAULT_ACQUIRE_TIMEOUT).await.unwrap();
         migrate(&db).await.unwrap();
         migrate(&db).await.unwrap(); // idempotent
-        use sea_orm::{ConnectionTrait, Statement};
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                "PRAGMA journal_mode",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        let mode: String = row.try_get_by_index(0).unwrap();
+        use sea_orm::{ConnectionTrait, QueryResult, Statement};
+        // A PRAGMA is no read, so it runs on the writer; the readers' options are the
+        // writer's (`pool`), so the writer stands for both.
+        let pragma = async |name: &str| -> QueryResult {
+            let sql = format!("PRAGMA {name}");
+            db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        let mode: String = pragma("journal_mode").await.try_get_by_index(0).unwrap();
         assert_eq!(mode, "wal");
-        let fk = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                "PRAGMA foreign_keys",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
+        let fk = pragma("foreign_keys").await;
         assert_eq!(fk.try_get_by_index::<i32>(0).unwrap(), 1);
-        // The writer's and the readers' options are one (`pool`): the writer stands for both.
-        let writer = db
-            .connection()
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                "PRAGMA mmap_size",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(writer.try_get_by_index::<i64>(0).unwrap(), 1 << 30);
+        let mmap = pragma("mmap_size").await;
+        assert_eq!(mmap.try_get_by_index::<i64>(0).unwrap(), 1 << 30);
     }
 }
