@@ -208,3 +208,99 @@ async fn count(app: &TestApp) -> i64 {
         .try_get::<i64>("", "n")
         .unwrap()
 }
+
+/// Rows read by position (`kernel::row`) are the rows SeaORM reads by name: memberships,
+/// locations and sessions with their optional columns both empty and filled, on each
+/// database. And a statement whose columns are not in the decoder's order is refused (in
+/// debug builds, where every test runs) instead of read into the wrong fields.
+async fn rows_read_by_position_are_the_rows_seaorm_reads(app: TestApp) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
+    use tenantry_identity::entity::session;
+    use tenantry_kernel::row::{self, FromRow};
+    use tenantry_tenancy::entity::{location, membership};
+
+    let owner = app.register("owner@rows.example", "Rows").await;
+    let member = app
+        .join(&owner, "member@rows.example", "Member", "member")
+        .await;
+    let res = app
+        .patch_authed(
+            &format!("/api/v1/users/{}", owner.user_id),
+            &owner.access_token,
+            &serde_json::json!({"job_title": "Owner", "phone": "+44 20 7946 0958"}),
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let res = app
+        .put_authed(
+            &format!("/api/v1/users/{}/expertise", owner.user_id),
+            &owner.access_token,
+            &serde_json::json!({"tags": ["ledgers"],
+                                "hourly_rate": {"amount_minor": 9000, "currency": "EUR"}}),
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    app.create_location(&owner, "Bare").await;
+    let res = app
+        .post_authed(
+            "/api/v1/locations",
+            &owner.access_token,
+            Some(serde_json::json!({"name": "Full", "code": "full-1", "address": "1 Quay"})),
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(app.refresh(&member.refresh_token).await.status(), 200);
+
+    let db = &app.platform.db;
+    let tenant: uuid::Uuid = owner.tenant_id.parse().unwrap();
+    let members = membership::Entity::find().filter(membership::Column::TenantId.eq(tenant));
+    let by_name = members.clone().all(db).await.unwrap();
+    let by_position: Vec<membership::Model> = row::all(db, &members).await.unwrap();
+    assert_eq!(by_position, by_name);
+    assert!(
+        by_name
+            .iter()
+            .any(|m| m.job_title.is_some() && m.hourly_rate_minor.is_some())
+    );
+    assert!(
+        by_name
+            .iter()
+            .any(|m| m.job_title.is_none() && m.expertise_tags.is_none())
+    );
+
+    let locations = location::Entity::find().filter(location::Column::TenantId.eq(tenant));
+    let by_name = locations.clone().all(db).await.unwrap();
+    assert_eq!(
+        row::all::<location::Model>(db, &locations).await.unwrap(),
+        by_name
+    );
+    assert!(by_name.iter().any(|l| l.code.is_some()) && by_name.iter().any(|l| l.code.is_none()));
+
+    let sessions = session::Entity::find().filter(session::Column::TenantId.eq(tenant));
+    let by_name = sessions.clone().all(db).await.unwrap();
+    assert_eq!(
+        row::all::<session::Model>(db, &sessions).await.unwrap(),
+        by_name
+    );
+    assert!(by_name.len() >= 2);
+
+    if cfg!(debug_assertions) {
+        // The same columns, two of them swapped: the decoder names what it expected.
+        let swapped = membership::Entity::find()
+            .select_only()
+            .columns([membership::Column::UserId, membership::Column::TenantId])
+            .filter(membership::Column::TenantId.eq(tenant))
+            .build(db.get_database_backend());
+        let rows = db.query_all_raw(swapped).await.unwrap();
+        let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            membership::Model::from_row(&rows[0])
+        }))
+        .expect_err("a row in another order is refused");
+        let message = refused
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(message.contains("not the decoder's tenant_id"), "{message}");
+    }
+}
+on_both_databases!(rows_read_by_position_are_the_rows_seaorm_reads);

@@ -15,6 +15,7 @@ use sea_orm::{FromQueryResult as _, QueryTrait as _};
 use serde_json::json;
 use tenantry_kernel::crypto::{constant_time_eq, hex, new_token, random_bytes, token_hash};
 use tenantry_kernel::db::begin_write;
+use tenantry_kernel::row;
 use tenantry_kernel::validation::display_name;
 use tenantry_kernel::{
     ApiKeyId, AuditEntry, ClientMeta, FieldError, LocationId, Page, PageRequest, Permission,
@@ -379,11 +380,8 @@ impl ApiKeyService for SeaIdentity {
         if let Some(before) = page.before {
             q = q.filter(api_key::Column::Id.lt(before));
         }
-        let rows = q
-            .order_by_desc(api_key::Column::Id)
-            .limit(page.fetch())
-            .all(&self.db)
-            .await?;
+        let q = q.order_by_desc(api_key::Column::Id).limit(page.fetch());
+        let rows: Vec<api_key::Model> = row::all(&self.db, &q).await?;
         let keys = rows.into_iter().map(ApiKey::from).collect();
         Ok(Page::from_rows(keys, &page, |k: &ApiKey| k.id.0))
     }

@@ -19,6 +19,7 @@ use sea_orm::{
 use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
 use tenantry_kernel::db::{begin_write, is_unique_violation};
+use tenantry_kernel::row;
 use tenantry_kernel::{
     Actor, Attempt, AuditEntry, ClientMeta, Event, FieldError, LocationId, Page, PageRequest,
     Permission, RequestContext, Role, TenantId, UserId, ValidationErrors,
@@ -816,11 +817,10 @@ impl InvitationService for SeaIdentity {
         if let Some(before) = page.before {
             query = query.filter(invitation::Column::Id.lt(before));
         }
-        let rows = query
+        let query = query
             .order_by_desc(invitation::Column::Id)
-            .limit(page.fetch())
-            .all(&self.db)
-            .await?;
+            .limit(page.fetch());
+        let rows: Vec<invitation::Model> = row::all(&self.db, &query).await?;
         let page = Page::from_rows(rows, &page, |r| r.id);
         let ids: Vec<Uuid> = page.items.iter().map(|r| r.id).collect();
         let emails = latest_emails(&self.db, &ids).await?;

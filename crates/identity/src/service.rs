@@ -11,6 +11,7 @@ use sea_orm::{
 use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
 use tenantry_kernel::db::{Db, begin_write, is_unique_violation};
+use tenantry_kernel::row;
 use tenantry_kernel::{
     Actor, Attempt, AttemptLimiter, AuditEntry, AuditSink, ClientMeta, Event, LocationId, Outbox,
     Page, PageRequest, RequestContext, Role, Sealer, SessionId, TenantId, UserId, ValidationErrors,
@@ -806,11 +807,8 @@ impl IdentityService for SeaIdentity {
         if let Some(before) = page.before {
             query = query.filter(session::Column::Id.lt(before));
         }
-        let rows = query
-            .order_by_desc(session::Column::Id)
-            .limit(page.fetch())
-            .all(&self.db)
-            .await?;
+        let query = query.order_by_desc(session::Column::Id).limit(page.fetch());
+        let rows: Vec<session::Model> = row::all(&self.db, &query).await?;
         Ok(Page::from_rows(rows, &page, |s| s.id).map(|s| SessionInfo {
             id: SessionId(s.id),
             created_at: s.created_at,
@@ -1176,9 +1174,9 @@ impl IdentityService for SeaIdentity {
         // either) ends the request before anything about the membership is said. The
         // session's columns are null when it is not the member's.
         let row = rows.first().ok_or(IdentityError::SessionEnded)?;
-        let revoked: Option<DateTime<Utc>> = row.try_get("", "session_revoked_at")?;
-        let expires: Option<DateTime<Utc>> = row.try_get("", "session_expires_at")?;
-        let restricted: Option<bool> = row.try_get("", "session_restricted")?;
+        let revoked: Option<DateTime<Utc>> = row::named(row, "session_revoked_at")?;
+        let expires: Option<DateTime<Utc>> = row::named(row, "session_expires_at")?;
+        let restricted: Option<bool> = row::named(row, "session_restricted")?;
         let (Some(expires), Some(restricted)) = (expires, restricted) else {
             return Err(IdentityError::SessionEnded);
         };
@@ -1231,11 +1229,11 @@ impl IdentityService for SeaIdentity {
         // The caller's session is live, so the account and a membership were there a moment
         // ago: no row means they are gone now.
         let account = rows.first().ok_or(IdentityError::SessionEnded)?;
-        let email: String = account.try_get("", "user_email")?;
-        let name: String = account.try_get("", "user_name")?;
+        let email: String = row::named(account, "user_email")?;
+        let name: String = row::named(account, "user_name")?;
         let email_verified_at: Option<DateTime<Utc>> =
-            account.try_get("", "user_email_verified_at")?;
-        let created_at: DateTime<Utc> = account.try_get("", "user_created_at")?;
+            row::named(account, "user_email_verified_at")?;
+        let created_at: DateTime<Utc> = row::named(account, "user_created_at")?;
         let memberships = tenantry_tenancy::memberships_from_rows(&rows)?;
         let current_tenant = memberships
             .iter()

@@ -15,6 +15,7 @@ pub mod id;
 pub mod outbox;
 pub mod page;
 pub mod permission;
+pub mod row;
 pub mod sealed;
 pub mod sessions;
 pub mod text;

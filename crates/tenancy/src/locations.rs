@@ -12,6 +12,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tenantry_kernel::db::{begin_write, is_unique_violation};
+use tenantry_kernel::row;
 use tenantry_kernel::validation::display_name;
 use tenantry_kernel::{
     AuditEntry, FieldError, KeyPageRequest, LocationId, Page, PageRequest, Permission,
@@ -368,11 +369,8 @@ impl LocationService for SeaTenancy {
         if let Some(before) = page.before {
             q = q.filter(location::Column::Id.lt(before));
         }
-        let rows = q
-            .order_by_desc(location::Column::Id)
-            .limit(page.fetch())
-            .all(&self.db)
-            .await?;
+        let q = q.order_by_desc(location::Column::Id).limit(page.fetch());
+        let rows: Vec<location::Model> = row::all(&self.db, &q).await?;
         let items = rows.into_iter().map(Location::from).collect();
         Ok(Page::from_rows(items, &page, |l: &Location| l.id.0))
     }

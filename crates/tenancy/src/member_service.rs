@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 use tenantry_kernel::db::begin_write;
+use tenantry_kernel::row;
 use tenantry_kernel::{
     AuditEntry, KeyPageRequest, LocationId, Page, Permission, RequestContext, Role, TenantId,
     UserId,
@@ -112,14 +113,33 @@ async fn locations_of(
     tenant: TenantId,
     users: &[uuid::Uuid],
 ) -> Result<HashMap<uuid::Uuid, Vec<MemberLocation>>, TenancyError> {
-    let rows = location_member::Entity::find()
+    /// One location of a member's.
+    struct Held {
+        user_id: uuid::Uuid,
+        location_id: uuid::Uuid,
+        role: String,
+    }
+    impl row::FromRow for Held {
+        fn from_columns(row: &mut row::Columns<'_>) -> Result<Self, sea_orm::DbErr> {
+            Ok(Self {
+                user_id: row.next("user_id")?,
+                location_id: row.next("location_id")?,
+                role: row.next("role")?,
+            })
+        }
+    }
+    let q = location_member::Entity::find()
+        .select_only()
+        .columns([
+            location_member::Column::UserId,
+            location_member::Column::LocationId,
+            location_member::Column::Role,
+        ])
         .filter(location_member::Column::TenantId.eq(tenant.0))
         .filter(location_member::Column::UserId.is_in(users.iter().copied()))
-        .order_by_asc(location_member::Column::CreatedAt)
-        .all(conn)
-        .await?;
+        .order_by_asc(location_member::Column::CreatedAt);
     let mut by_user: HashMap<uuid::Uuid, Vec<MemberLocation>> = HashMap::new();
-    for r in rows {
+    for r in row::all::<Held>(conn, &q).await? {
         by_user.entry(r.user_id).or_default().push(MemberLocation {
             location_id: LocationId(r.location_id),
             role: Role::parse(&r.role).unwrap_or(Role::Member),
@@ -301,12 +321,11 @@ impl MemberService for SeaTenancy {
         {
             q = q.filter(after);
         }
-        let rows = q
+        let q = q
             .order_by_asc(membership::Column::Name)
             .order_by_asc(membership::Column::UserId)
-            .limit(page.fetch())
-            .all(&self.db)
-            .await?;
+            .limit(page.fetch());
+        let rows: Vec<membership::Model> = row::all(&self.db, &q).await?;
         let ids: Vec<_> = rows.iter().map(|r| r.user_id).collect();
         let mut locations = locations_of(&self.db, ctx.tenant_id, &ids).await?;
         let members = rows

@@ -14,6 +14,7 @@ use sea_orm::{
 };
 use serde_json::json;
 use tenantry_kernel::db::{begin_write, is_unique_violation};
+use tenantry_kernel::row;
 use tenantry_kernel::validation::display_name;
 use tenantry_kernel::{
     AuditEntry, FieldError, KeyPageRequest, LocationId, Page, Permission, PermissionSet,
@@ -391,14 +392,14 @@ pub fn access_from_rows(
     let Some(first) = rows.first() else {
         return Ok(none);
     };
-    let member_status: String = first.try_get("", "member_status")?;
-    let tenant_status: String = first.try_get("", "tenant_status")?;
+    let member_status: String = row::named(first, "member_status")?;
+    let tenant_status: String = row::named(first, "tenant_status")?;
     let access = if member_status != MemberStatus::Active.as_str() {
         MemberAccess::Deactivated
     } else if tenant_status != crate::TenantStatus::Active.as_str() {
         MemberAccess::TenantSuspended
     } else {
-        let role: String = first.try_get("", "role")?;
+        let role: String = row::named(first, "role")?;
         Role::parse(&role).map_or(MemberAccess::None, MemberAccess::Active)
     };
     let MemberAccess::Active(role) = access else {
@@ -406,14 +407,11 @@ pub fn access_from_rows(
     };
     let mut grants = CustomGrants::default();
     for row in rows {
-        let Some(names) = row.try_get::<Option<String>>("", "permissions")? else {
+        let Some(names) = row::named::<Option<String>>(row, "permissions")? else {
             continue;
         };
         let set = PermissionSet::from_stored(&names);
-        if row
-            .try_get::<Option<uuid::Uuid>>("", "grant_location")?
-            .is_none()
-        {
+        if row::named::<Option<uuid::Uuid>>(row, "grant_location")?.is_none() {
             grants.tenant = grants.tenant | set;
         } else {
             grants.location = grants.location | set;
@@ -421,10 +419,8 @@ pub fn access_from_rows(
     }
     let mut location_role = None;
     if location.is_some() {
-        let held: Option<String> = first.try_get("", "location_role")?;
-        let exists = first
-            .try_get::<Option<uuid::Uuid>>("", "location_id")?
-            .is_some();
+        let held: Option<String> = row::named(first, "location_role")?;
+        let exists = row::named::<Option<uuid::Uuid>>(first, "location_id")?.is_some();
         location_role = match held.as_deref().and_then(Role::parse) {
             Some(r) => Some(r),
             None if !exists => return Err(TenancyError::LocationNotFound),
@@ -522,12 +518,11 @@ impl RoleService for SeaTenancy {
         if let Some(after) = page.after_condition(role::Column::Key, role::Column::Id) {
             q = q.filter(after);
         }
-        let rows = q
+        let q = q
             .order_by_asc(role::Column::Key)
             .order_by_asc(role::Column::Id)
-            .limit(page.fetch())
-            .all(&self.db)
-            .await?;
+            .limit(page.fetch());
+        let rows: Vec<role::Model> = row::all(&self.db, &q).await?;
         let roles = rows.into_iter().map(RoleDefinition::from).collect();
         Ok(page.page(roles, |r: &RoleDefinition| (r.key.as_str(), r.id.0)))
     }

@@ -7,12 +7,12 @@ use sea_orm::sea_query::Expr;
 use sea_orm::sea_query::ExprTrait as _;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, Set, TransactionTrait,
 };
-use sea_orm::{FromQueryResult as _, QueryTrait as _};
 use serde_json::json;
 use tenantry_kernel::crypto::{hex, random_bytes};
 use tenantry_kernel::db::{Db, begin_write, is_unique_violation};
+use tenantry_kernel::row::{self, FromRow as _};
 use tenantry_kernel::{
     Actor, AuditEntry, AuditSink, ClientMeta, LocationId, Permission, RequestContext, Role,
     SessionPort, TenantId, UserId,
@@ -602,13 +602,12 @@ impl TenantState {
         row: &sea_orm::QueryResult,
         location: Option<LocationId>,
     ) -> Result<Self, TenancyError> {
-        let status: Option<String> = row.try_get("", "tenant_state_status")?;
+        let status: Option<String> = row::named(row, "tenant_state_status")?;
         let location_exists = match location {
             None => None,
-            Some(_) => Some(
-                row.try_get::<Option<uuid::Uuid>>("", "tenant_state_location")?
-                    .is_some(),
-            ),
+            Some(_) => {
+                Some(row::named::<Option<uuid::Uuid>>(row, "tenant_state_location")?.is_some())
+            }
         };
         Ok(Self {
             active: status.as_deref() == Some(crate::TenantStatus::Active.as_str()),
@@ -622,11 +621,26 @@ impl TenantState {
 /// account, so `/users/me` is one statement); [`memberships_from_rows`] reads the answer.
 #[must_use]
 pub fn memberships_query(user: UserId) -> sea_orm::sea_query::SelectStatement {
-    membership::Entity::find()
-        .filter(membership::Column::UserId.eq(user.0))
-        .order_by_asc(membership::Column::CreatedAt)
-        .find_also_related(tenant::Entity)
-        .into_query()
+    use sea_orm::sea_query::{JoinType, Query};
+    let mut q = Query::select();
+    q.column((membership::Entity, membership::Column::Role))
+        .column((membership::Entity, membership::Column::Status));
+    for c in <tenant::Column as sea_orm::Iterable>::iter() {
+        q.column((tenant::Entity, c));
+    }
+    q.from(membership::Entity)
+        .join(
+            JoinType::InnerJoin,
+            tenant::Entity,
+            Expr::col((tenant::Entity, tenant::Column::Id))
+                .equals((membership::Entity, membership::Column::TenantId)),
+        )
+        .and_where(Expr::col((membership::Entity, membership::Column::UserId)).eq(user.0))
+        .order_by(
+            (membership::Entity, membership::Column::CreatedAt),
+            sea_orm::Order::Asc,
+        );
+    q
 }
 
 /// What the rows of [`memberships_query`] say.
@@ -634,12 +648,12 @@ pub fn memberships_from_rows(
     rows: &[sea_orm::QueryResult],
 ) -> Result<Vec<Membership>, TenancyError> {
     let mut memberships = Vec::with_capacity(rows.len());
-    for row in rows {
-        let m = membership::Model::from_query_result(row, "A_")?;
-        let Some(t) = tenant::Model::from_query_result_optional(row, "B_")? else {
-            continue;
-        };
-        if let (Some(role), Some(status)) = (Role::parse(&m.role), MemberStatus::parse(&m.status)) {
+    for found in rows {
+        let mut columns = row::Columns::new(found);
+        let role: String = columns.next("role")?;
+        let status: String = columns.next("status")?;
+        let t = tenant::Model::from_columns(&mut columns)?;
+        if let (Some(role), Some(status)) = (Role::parse(&role), MemberStatus::parse(&status)) {
             memberships.push(Membership {
                 tenant: t.into(),
                 role,
