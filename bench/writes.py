@@ -11,8 +11,11 @@ directory, the default pool):
   3. direct: the INSERTs the server sends for one location (the row, its audit entry, its
      outbox event; captured from its statement log) replayed in a loop, in a transaction
      each, through one SQLite connection on the same file with the server's pragmas, for
-     BENCH_SECONDS: the ceiling of one writer doing nothing else.
-Prints writes/s over direct inserts/s. BENCH_BASELINE: a second binary (an earlier build),
+     BENCH_SECONDS: the ceiling of one writer doing nothing else;
+  4. direct beside readers: the same loop on the server's own database while BENCH_READERS
+     clients list locations through the server, as in step 1: the ceiling of one writer that
+     shares the machine with those readers.
+Prints mixed writes/s over each of the two direct rates. BENCH_BASELINE: a second binary (an earlier build),
 measured in the same run, steps 1 and 2, alternating rounds (BENCH_ROUNDS, default 3,
 medians).
 
@@ -160,6 +163,18 @@ def direct(path, inserts):
     return done / SECONDS
 
 
+def direct_beside_readers(binary, data, inserts):
+    """Step 4: direct inserts/s into the server's database while readers list through it."""
+    server = SqliteServer(binary, data)
+    try:
+        token = login(server)["access_token"]
+        readers = start_wrk(server.base, "/api/v1/locations", READERS, token, SECONDS)
+        rate = direct(os.path.join(data, "tenantry.db"), inserts)
+        return rate, result(readers)
+    finally:
+        server.stop()
+
+
 def main():
     binary = sys.argv[1]
     baseline = os.environ.get("BENCH_BASELINE")
@@ -182,6 +197,7 @@ def main():
     scratch = os.path.join(work, "direct.db")
     subprocess.run(["cp", os.path.join(work, "server", "tenantry.db"), scratch], check=True)
     direct_rate = direct(scratch, inserts)
+    beside_rate, beside_reads = direct_beside_readers(binary, os.path.join(work, "server"), inserts)
 
     print(f"\nsummary (medians of {ROUNDS} rounds of {SECONDS} s; {WRITERS} writers with {READERS} readers)")
     print(f"{'':10} {'what':16} {'per s':>8} {'p99 ms':>8} {'failed':>7}")
@@ -192,9 +208,12 @@ def main():
             failed = sum(r[what]["failed"] for r in runs[name])
             print(f"{name:10} {what:16} {rate:>8.0f} {p99:>8.1f} {failed:>7}")
     print(f"direct     {len(inserts)} INSERTs/txn  {direct_rate:>8.0f}")
+    print(f"direct     beside {READERS} readers {beside_rate:>6.0f}   (the readers: "
+          f"{beside_reads['ok_per_sec']:.0f}/s, p99 {beside_reads['p99']:.1f} ms)")
     for name in binaries:
         rate = statistics.median(r["mixed write"]["ok_per_sec"] for r in runs[name])
-        print(f"{name}: mixed writes / direct inserts = {rate / direct_rate:.2f}")
+        print(f"{name}: mixed writes / direct inserts = {rate / direct_rate:.2f}; "
+              f"/ direct inserts beside the readers = {rate / beside_rate:.2f}")
     subprocess.run(["rm", "-rf", work])
 
 
