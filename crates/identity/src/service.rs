@@ -12,6 +12,7 @@ use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
 use tenantry_kernel::db::{Db, begin_write, is_unique_violation};
 use tenantry_kernel::row;
+use tenantry_kernel::shape::Shapes;
 use tenantry_kernel::{
     Actor, Attempt, AttemptLimiter, AuditEntry, AuditSink, ClientMeta, Event, LocationId, Outbox,
     Page, PageRequest, RequestContext, Role, Sealer, SessionId, TenantId, UserId, ValidationErrors,
@@ -390,7 +391,7 @@ fn active_role(access: MemberAccess, none: IdentityError) -> Result<Role, Identi
 /// member's, in that tenant), with what authentication needs of it.
 fn with_session(
     mut access: sea_orm::sea_query::SelectStatement,
-    id: SessionId,
+    id: sea_orm::Value,
 ) -> sea_orm::sea_query::SelectStatement {
     use sea_orm::sea_query::{Alias, JoinType};
     use tenantry_tenancy::entity::membership;
@@ -414,7 +415,7 @@ fn with_session(
             JoinType::LeftJoin,
             session::Entity,
             col(session::Column::Id)
-                .eq(id.0)
+                .eq(id)
                 .and(col(session::Column::UserId).equals(member(membership::Column::UserId)))
                 .and(col(session::Column::TenantId).equals(member(membership::Column::TenantId))),
         );
@@ -1162,14 +1163,21 @@ impl IdentityService for SeaIdentity {
         };
         // One statement for the whole request's access: the session, the membership and the
         // tenant's status, the custom grants in scope and the role at the acting location.
-        let rows = sea_orm::ConnectionTrait::query_all(
-            &self.db,
-            &with_session(
-                tenantry_tenancy::access_query(tenant_id, user_id, location),
-                session_id,
-            ),
-        )
-        .await?;
+        // Two shapes: with a location and without.
+        static AUTHENTICATE: Shapes = Shapes::new("authenticate");
+        let mut args = vec![tenant_id.0.into(), user_id.0.into(), session_id.0.into()];
+        args.extend(location.map(|l| sea_orm::Value::from(l.0)));
+        let stmt = AUTHENTICATE.statement(
+            sea_orm::ConnectionTrait::get_database_backend(&self.db),
+            u64::from(location.is_some()),
+            args,
+            |a| {
+                let access =
+                    tenantry_tenancy::access_query(a[0].clone(), a[1].clone(), a.get(3).cloned());
+                with_session(access, a[2].clone())
+            },
+        )?;
+        let rows = sea_orm::ConnectionTrait::query_all_raw(&self.db, stmt).await?;
         // A session that ended (or a user who is no member, whose session cannot be live
         // either) ends the request before anything about the membership is said. The
         // session's columns are null when it is not the member's.

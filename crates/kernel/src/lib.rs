@@ -18,6 +18,7 @@ pub mod permission;
 pub mod row;
 pub mod sealed;
 pub mod sessions;
+pub mod shape;
 pub mod text;
 pub mod validation;
 

@@ -175,20 +175,12 @@ impl KeyPageRequest {
         K: sea_orm::ColumnTrait,
         I: sea_orm::ColumnTrait,
     {
-        use sea_orm::sea_query::{Expr, ExprTrait as _};
         let (last_key, last_id) = self.after.as_ref()?;
-        Some(
-            sea_orm::Condition::all().add(
-                Expr::tuple([
-                    Expr::col(key.as_column_ref()),
-                    Expr::col(id.as_column_ref()),
-                ])
-                .gt(Expr::tuple([
-                    Expr::val(last_key.as_str()),
-                    Expr::val(*last_id),
-                ])),
-            ),
-        )
+        Some(after_condition(
+            key,
+            id,
+            (last_key.as_str().into(), (*last_id).into()),
+        ))
     }
 
     /// Builds a page from up to [`Self::fetch`] rows in key order.
@@ -253,6 +245,29 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .chunks(2)
         .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
         .collect()
+}
+
+/// The rows after `(last_key, last_id)` in `(key, id)` order, as a row comparison (see
+/// [`KeyPageRequest::after_condition`]); for statements built from their arguments
+/// ([`crate::shape::Shapes`]).
+#[must_use]
+pub fn after_condition<K, I>(
+    key: K,
+    id: I,
+    (last_key, last_id): (sea_orm::Value, sea_orm::Value),
+) -> sea_orm::Condition
+where
+    K: sea_orm::ColumnTrait,
+    I: sea_orm::ColumnTrait,
+{
+    use sea_orm::sea_query::{Expr, ExprTrait as _};
+    sea_orm::Condition::all().add(
+        Expr::tuple([
+            Expr::col(key.as_column_ref()),
+            Expr::col(id.as_column_ref()),
+        ])
+        .gt(Expr::tuple([Expr::val(last_key), Expr::val(last_id)])),
+    )
 }
 
 #[cfg(test)]

@@ -128,7 +128,14 @@ pub async fn all<T: FromRow>(
     conn: &impl ConnectionTrait,
     query: &impl sea_orm::QueryTrait,
 ) -> Result<Vec<T>, DbErr> {
-    let stmt = query.build(conn.get_database_backend());
+    all_of(conn, query.build(conn.get_database_backend())).await
+}
+
+/// Runs `stmt` and reads every row it returns as a `T`.
+pub async fn all_of<T: FromRow>(
+    conn: &impl ConnectionTrait,
+    stmt: sea_orm::Statement,
+) -> Result<Vec<T>, DbErr> {
     conn.query_all_raw(stmt)
         .await?
         .iter()

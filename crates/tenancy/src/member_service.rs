@@ -8,11 +8,13 @@ use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait as _, Set,
 };
 use serde_json::{Value, json};
 use tenantry_kernel::db::begin_write;
+use tenantry_kernel::page;
 use tenantry_kernel::row;
+use tenantry_kernel::shape::Shapes;
 use tenantry_kernel::{
     AuditEntry, KeyPageRequest, LocationId, Page, Permission, RequestContext, Role, TenantId,
     UserId,
@@ -128,18 +130,30 @@ async fn locations_of(
             })
         }
     }
-    let q = location_member::Entity::find()
-        .select_only()
-        .columns([
-            location_member::Column::UserId,
-            location_member::Column::LocationId,
-            location_member::Column::Role,
-        ])
-        .filter(location_member::Column::TenantId.eq(tenant.0))
-        .filter(location_member::Column::UserId.is_in(users.iter().copied()))
-        .order_by_asc(location_member::Column::CreatedAt);
+    if users.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // One shape per number of members asked about (a page holds at most 101).
+    static LOCATIONS: Shapes = Shapes::new("members' locations");
+    let mut args: Vec<sea_orm::Value> = Vec::with_capacity(users.len() + 1);
+    args.push(tenant.0.into());
+    args.extend(users.iter().map(|&u| sea_orm::Value::from(u)));
+    let key = users.len() as u64;
+    let stmt = LOCATIONS.statement(conn.get_database_backend(), key, args, |a| {
+        location_member::Entity::find()
+            .select_only()
+            .columns([
+                location_member::Column::UserId,
+                location_member::Column::LocationId,
+                location_member::Column::Role,
+            ])
+            .filter(location_member::Column::TenantId.eq(a[0].clone()))
+            .filter(location_member::Column::UserId.is_in(a[1..].iter().cloned()))
+            .order_by_asc(location_member::Column::CreatedAt)
+            .into_query()
+    })?;
     let mut by_user: HashMap<uuid::Uuid, Vec<MemberLocation>> = HashMap::new();
-    for r in row::all::<Held>(conn, &q).await? {
+    for r in row::all_of::<Held>(conn, stmt).await? {
         by_user.entry(r.user_id).or_default().push(MemberLocation {
             location_id: LocationId(r.location_id),
             role: Role::parse(&r.role).unwrap_or(Role::Member),
@@ -282,50 +296,79 @@ impl MemberService for SeaTenancy {
         page: KeyPageRequest,
     ) -> Result<Page<Member>, TenancyError> {
         ctx.require(Permission::UsersRead)?;
-        let mut q =
-            membership::Entity::find().filter(membership::Column::TenantId.eq(ctx.tenant_id.0));
-        if let Some(role) = filter.role {
-            q = q.filter(membership::Column::Role.eq(role.as_str()));
-        }
-        if let Some(status) = filter.status {
-            q = q.filter(membership::Column::Status.eq(status.as_str()));
-        }
-        if let Some(location) = filter.location {
-            q = q.filter(
-                membership::Column::UserId.in_subquery(
-                    Query::select()
-                        .column(location_member::Column::UserId)
-                        .from(location_member::Entity)
-                        .and_where(location_member::Column::TenantId.eq(ctx.tenant_id.0))
-                        .and_where(location_member::Column::LocationId.eq(location.0))
-                        .to_owned(),
-                ),
-            );
-        }
-        if let Some(text) = &filter.search {
-            let pattern = escape_like(text);
-            q = q.filter(
-                Condition::any()
-                    .add(
-                        Expr::expr(Func::lower(Expr::col(membership::Column::Name)))
-                            .like(LikeExpr::new(pattern.clone()).escape('\\')),
-                    )
-                    .add(
-                        Expr::col(membership::Column::Email)
-                            .like(LikeExpr::new(pattern).escape('\\')),
+        // The arguments: the tenant, the page's size, then those of each part the page has
+        // (a bit of the shape's key each), in the order the statement takes them.
+        static PAGE: Shapes = Shapes::new("members page");
+        let mut args: Vec<sea_orm::Value> = vec![ctx.tenant_id.0.into(), page.fetch().into()];
+        let mut key = 0u64;
+        let mut part = |bit: u64, values: Vec<sea_orm::Value>| {
+            key |= bit;
+            let at = args.len();
+            args.extend(values);
+            at
+        };
+        let role = filter.role.map(|r| part(1, vec![r.as_str().into()]));
+        let status = filter.status.map(|st| part(2, vec![st.as_str().into()]));
+        let location = filter.location.map(|l| part(4, vec![l.0.into()]));
+        let search = filter
+            .search
+            .as_deref()
+            .map(|text| part(8, vec![escape_like(text).into()]));
+        let after = page
+            .after
+            .as_ref()
+            .map(|(k, id)| part(16, vec![k.as_str().into(), (*id).into()]));
+        let stmt = PAGE.statement(self.db.get_database_backend(), key, args, |a| {
+            let arg = |i: usize| a[i].clone();
+            let mut q = membership::Entity::find().filter(membership::Column::TenantId.eq(arg(0)));
+            if let Some(i) = role {
+                q = q.filter(membership::Column::Role.eq(arg(i)));
+            }
+            if let Some(i) = status {
+                q = q.filter(membership::Column::Status.eq(arg(i)));
+            }
+            if let Some(i) = location {
+                q = q.filter(
+                    membership::Column::UserId.in_subquery(
+                        Query::select()
+                            .column(location_member::Column::UserId)
+                            .from(location_member::Entity)
+                            .and_where(location_member::Column::TenantId.eq(arg(0)))
+                            .and_where(location_member::Column::LocationId.eq(arg(i)))
+                            .to_owned(),
                     ),
-            );
-        }
-        if let Some(after) =
-            page.after_condition(membership::Column::Name, membership::Column::UserId)
-        {
-            q = q.filter(after);
-        }
-        let q = q
-            .order_by_asc(membership::Column::Name)
-            .order_by_asc(membership::Column::UserId)
-            .limit(page.fetch());
-        let rows: Vec<membership::Model> = row::all(&self.db, &q).await?;
+                );
+            }
+            if let Some(i) = search {
+                let pattern = || match arg(i) {
+                    sea_orm::Value::String(Some(p)) => p,
+                    _ => String::new(),
+                };
+                q = q.filter(
+                    Condition::any()
+                        .add(
+                            Expr::expr(Func::lower(Expr::col(membership::Column::Name)))
+                                .like(LikeExpr::new(pattern()).escape('\\')),
+                        )
+                        .add(
+                            Expr::col(membership::Column::Email)
+                                .like(LikeExpr::new(pattern()).escape('\\')),
+                        ),
+                );
+            }
+            if let Some(i) = after {
+                q = q.filter(page::after_condition(
+                    membership::Column::Name,
+                    membership::Column::UserId,
+                    (arg(i), arg(i + 1)),
+                ));
+            }
+            q.order_by_asc(membership::Column::Name)
+                .order_by_asc(membership::Column::UserId)
+                .limit(arg(1).unwrap::<u64>())
+                .into_query()
+        })?;
+        let rows: Vec<membership::Model> = row::all_of(&self.db, stmt).await?;
         let ids: Vec<_> = rows.iter().map(|r| r.user_id).collect();
         let mut locations = locations_of(&self.db, ctx.tenant_id, &ids).await?;
         let members = rows

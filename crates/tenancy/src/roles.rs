@@ -276,7 +276,7 @@ pub(crate) async fn resolve_access(
     location: Option<LocationId>,
 ) -> Result<ResolvedAccess, TenancyError> {
     let rows = conn
-        .query_all(&access_query(tenant, user, location))
+        .query_all(&access_query(tenant.0, user.0, location.map(|l| l.0)))
         .await?;
     access_from_rows(&rows, location)
 }
@@ -288,10 +288,11 @@ pub(crate) async fn resolve_access(
 /// (authentication joins the session); [`access_from_rows`] reads the answer.
 #[must_use]
 pub fn access_query(
-    tenant: TenantId,
-    user: UserId,
-    location: Option<LocationId>,
+    tenant: impl Into<sea_orm::Value>,
+    user: impl Into<sea_orm::Value>,
+    location: Option<impl Into<sea_orm::Value>>,
 ) -> sea_orm::sea_query::SelectStatement {
+    let location: Option<sea_orm::Value> = location.map(Into::into);
     use sea_orm::sea_query::{Alias, JoinType, Query};
     let (m, t, g, r) = (
         membership::Entity,
@@ -325,11 +326,11 @@ pub fn access_query(
             Expr::col((t, crate::entity::tenant::Column::Id))
                 .equals((m, membership::Column::TenantId)),
         );
-    let grant_scope = match location {
+    let grant_scope = match &location {
         None => Expr::col((g, member_role::Column::LocationId)).is_null(),
         Some(loc) => Expr::col((g, member_role::Column::LocationId))
             .is_null()
-            .or(Expr::col((g, member_role::Column::LocationId)).eq(loc.0)),
+            .or(Expr::col((g, member_role::Column::LocationId)).eq(loc.clone())),
     };
     q.join(
         JoinType::LeftJoin,
@@ -364,18 +365,18 @@ pub fn access_query(
                     Expr::col((lm, location_member::Column::UserId))
                         .equals((m, membership::Column::UserId)),
                 )
-                .and(Expr::col((lm, location_member::Column::LocationId)).eq(loc.0)),
+                .and(Expr::col((lm, location_member::Column::LocationId)).eq(loc.clone())),
         )
         .join(
             JoinType::LeftJoin,
             l,
             Expr::col((l, crate::entity::location::Column::TenantId))
                 .equals((m, membership::Column::TenantId))
-                .and(Expr::col((l, crate::entity::location::Column::Id)).eq(loc.0)),
+                .and(Expr::col((l, crate::entity::location::Column::Id)).eq(loc)),
         );
     }
-    q.and_where(Expr::col((m, membership::Column::TenantId)).eq(tenant.0))
-        .and_where(Expr::col((m, membership::Column::UserId)).eq(user.0));
+    q.and_where(Expr::col((m, membership::Column::TenantId)).eq(tenant.into()))
+        .and_where(Expr::col((m, membership::Column::UserId)).eq(user.into()));
     q
 }
 
