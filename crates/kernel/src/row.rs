@@ -13,7 +13,7 @@
 use sea_orm::sqlx::postgres::PgRow;
 use sea_orm::sqlx::sqlite::SqliteRow;
 use sea_orm::sqlx::{self, Postgres, Row as _, Sqlite};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, RuntimeErr};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 
 /// A value a column decodes into on both databases, as the driver decodes it (`Option<T>`
 /// for a column that may be NULL).
@@ -48,33 +48,35 @@ where
 /// The value of column `index` of `row`, which the statement names `name` (checked in debug
 /// builds).
 pub fn get<T: Value>(row: &QueryResult, index: usize, name: &str) -> Result<T, DbErr> {
+    decode(row, index, name, Some(index))
+}
+
+/// The value of the column named `name` in `row`: for statements read once per request,
+/// where a lookup by name costs little and a NULL should still cost nothing.
+pub fn named<T: Value>(row: &QueryResult, name: &str) -> Result<T, DbErr> {
+    decode(row, name, name, None)
+}
+
+/// Decodes the column at `index` (`name` in errors; in debug builds, checked to be the name
+/// of the column at position `check_at`).
+fn decode<T: Value>(
+    row: &QueryResult,
+    index: impl Index + Copy,
+    name: &str,
+    check_at: Option<usize>,
+) -> Result<T, DbErr> {
     let decoded = if let Some(pg) = row.try_as_pg_row() {
-        check_name(pg, index, name);
+        check_at.inspect(|&at| check_name(pg, at, name));
         T::from_pg(pg, index)
     } else if let Some(lite) = row.try_as_sqlite_row() {
-        check_name(lite, index, name);
+        check_at.inspect(|&at| check_name(lite, at, name));
         T::from_sqlite(lite, index)
     } else {
         return Err(DbErr::Type(format!(
             "column {name}: a row of neither PostgreSQL nor SQLite"
         )));
     };
-    decoded.map_err(|e| DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(e))))
-}
-
-/// The value of the column named `name` in `row`: for statements read once per request,
-/// where a lookup by name costs little and a NULL should still cost nothing.
-pub fn named<T: Value>(row: &QueryResult, name: &str) -> Result<T, DbErr> {
-    let decoded = if let Some(pg) = row.try_as_pg_row() {
-        T::from_pg(pg, name)
-    } else if let Some(lite) = row.try_as_sqlite_row() {
-        T::from_sqlite(lite, name)
-    } else {
-        return Err(DbErr::Type(format!(
-            "column {name}: a row of neither PostgreSQL nor SQLite"
-        )));
-    };
-    decoded.map_err(|e| DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(e))))
+    decoded.map_err(crate::db::query_err)
 }
 
 /// In debug builds, panics unless column `index` of `row` is named `name`.
@@ -111,6 +113,14 @@ impl<'a> Columns<'a> {
     }
 }
 
+/// The derive: field `n` is column `n`, named as the field (an entity's model thus reads the
+/// columns in the order `Entity::find()` selects them).
+pub use tenantry_kernel_macros::FromRow;
+
+/// The error type the derive's code names.
+#[doc(hidden)]
+pub use sea_orm::DbErr as __DbErr;
+
 /// A type read from the columns of a row in a fixed order (an entity's model: in the order
 /// `Entity::find()` selects them, the model's).
 pub trait FromRow: Sized {
@@ -141,17 +151,4 @@ pub async fn all_of<T: FromRow>(
         .iter()
         .map(T::from_row)
         .collect()
-}
-
-/// Runs `query` (built for `conn`'s database) and reads the first row it returns, if any.
-pub async fn one<T: FromRow>(
-    conn: &impl ConnectionTrait,
-    query: &impl sea_orm::QueryTrait,
-) -> Result<Option<T>, DbErr> {
-    let stmt = query.build(conn.get_database_backend());
-    conn.query_one_raw(stmt)
-        .await?
-        .as_ref()
-        .map(T::from_row)
-        .transpose()
 }

@@ -116,19 +116,11 @@ async fn locations_of(
     users: &[uuid::Uuid],
 ) -> Result<HashMap<uuid::Uuid, Vec<MemberLocation>>, TenancyError> {
     /// One location of a member's.
+    #[derive(row::FromRow)]
     struct Held {
         user_id: uuid::Uuid,
         location_id: uuid::Uuid,
         role: String,
-    }
-    impl row::FromRow for Held {
-        fn from_columns(row: &mut row::Columns<'_>) -> Result<Self, sea_orm::DbErr> {
-            Ok(Self {
-                user_id: row.next("user_id")?,
-                location_id: row.next("location_id")?,
-                role: row.next("role")?,
-            })
-        }
     }
     if users.is_empty() {
         return Ok(HashMap::new());
@@ -340,10 +332,7 @@ impl MemberService for SeaTenancy {
                 );
             }
             if let Some(i) = search {
-                let pattern = || match arg(i) {
-                    sea_orm::Value::String(Some(p)) => p,
-                    _ => String::new(),
-                };
+                let pattern = || arg(i).unwrap::<String>();
                 q = q.filter(
                     Condition::any()
                         .add(

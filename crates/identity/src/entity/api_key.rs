@@ -3,7 +3,7 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, tenantry_kernel::row::FromRow)]
 #[sea_orm(table_name = "api_keys")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -28,24 +28,3 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
-
-impl tenantry_kernel::row::FromRow for Model {
-    fn from_columns(row: &mut tenantry_kernel::row::Columns<'_>) -> Result<Self, DbErr> {
-        Ok(Self {
-            id: row.next("id")?,
-            tenant_id: row.next("tenant_id")?,
-            name: row.next("name")?,
-            prefix: row.next("prefix")?,
-            secret_hash: row.next("secret_hash")?,
-            scopes: row.next("scopes")?,
-            role: row.next("role")?,
-            location_id: row.next("location_id")?,
-            created_by: row.next("created_by")?,
-            created_at: row.next("created_at")?,
-            updated_at: row.next("updated_at")?,
-            expires_at: row.next("expires_at")?,
-            last_used_at: row.next("last_used_at")?,
-            revoked_at: row.next("revoked_at")?,
-        })
-    }
-}

@@ -3,7 +3,7 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, tenantry_kernel::row::FromRow)]
 #[sea_orm(table_name = "sessions")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -29,23 +29,3 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
-
-impl tenantry_kernel::row::FromRow for Model {
-    fn from_columns(row: &mut tenantry_kernel::row::Columns<'_>) -> Result<Self, DbErr> {
-        Ok(Self {
-            id: row.next("id")?,
-            tenant_id: row.next("tenant_id")?,
-            user_id: row.next("user_id")?,
-            created_at: row.next("created_at")?,
-            last_used_at: row.next("last_used_at")?,
-            expires_at: row.next("expires_at")?,
-            revoked_at: row.next("revoked_at")?,
-            revoked_reason: row.next("revoked_reason")?,
-            ip: row.next("ip")?,
-            user_agent: row.next("user_agent")?,
-            location_id: row.next("location_id")?,
-            network: row.next("network")?,
-            restricted: row.next("restricted")?,
-        })
-    }
-}

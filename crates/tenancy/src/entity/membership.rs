@@ -4,7 +4,7 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, tenantry_kernel::row::FromRow)]
 #[sea_orm(table_name = "memberships")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -44,24 +44,3 @@ impl Related<super::tenant::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
-
-impl tenantry_kernel::row::FromRow for Model {
-    fn from_columns(row: &mut tenantry_kernel::row::Columns<'_>) -> Result<Self, DbErr> {
-        Ok(Self {
-            tenant_id: row.next("tenant_id")?,
-            user_id: row.next("user_id")?,
-            role: row.next("role")?,
-            created_at: row.next("created_at")?,
-            status: row.next("status")?,
-            name: row.next("name")?,
-            email: row.next("email")?,
-            job_title: row.next("job_title")?,
-            phone: row.next("phone")?,
-            expertise_tags: row.next("expertise_tags")?,
-            hourly_rate_minor: row.next("hourly_rate_minor")?,
-            hourly_rate_currency: row.next("hourly_rate_currency")?,
-            deactivated_at: row.next("deactivated_at")?,
-            updated_at: row.next("updated_at")?,
-        })
-    }
-}

@@ -3,7 +3,7 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, tenantry_kernel::row::FromRow)]
 #[sea_orm(table_name = "roles")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -24,20 +24,3 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
-
-impl tenantry_kernel::row::FromRow for Model {
-    fn from_columns(row: &mut tenantry_kernel::row::Columns<'_>) -> Result<Self, DbErr> {
-        Ok(Self {
-            id: row.next("id")?,
-            tenant_id: row.next("tenant_id")?,
-            key: row.next("key")?,
-            name: row.next("name")?,
-            description: row.next("description")?,
-            permissions: row.next("permissions")?,
-            system: row.next("system")?,
-            version: row.next("version")?,
-            created_at: row.next("created_at")?,
-            updated_at: row.next("updated_at")?,
-        })
-    }
-}
