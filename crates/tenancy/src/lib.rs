@@ -7,6 +7,7 @@
 //! a copy of the account's name and address so the directory is searched within the tenant.
 //! Ending a member's sessions goes through the kernel's `SessionPort`.
 
+mod directory;
 pub mod entity;
 mod error;
 mod locations;
