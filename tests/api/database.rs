@@ -209,6 +209,105 @@ async fn count(app: &TestApp) -> i64 {
         .unwrap()
 }
 
+/// A transaction's statements answer their own counts, its savepoints roll back alone, and a
+/// transaction dropped unfinished leaves nothing behind and the file free to write. On SQLite
+/// a transaction's `BEGIN` goes ahead of its first statement, and SQLite counts a `BEGIN` as
+/// having changed what the statement before it changed: a lease's `UPDATE … WHERE attempts =
+/// 0` once read as two rows changed, and its job gave up on the invitation email.
+async fn a_transactions_statements_count_their_own_changes_and_a_dropped_one_ends(app: TestApp) {
+    let db = &app.platform.db;
+    let rows = |n: &str| sql(&app, n);
+    db.execute_raw(rows("CREATE TABLE counted (n INTEGER NOT NULL)"))
+        .await
+        .unwrap();
+    for n in 1..=3 {
+        let one = format!("INSERT INTO counted (n) VALUES ({n})");
+        assert_eq!(db.execute_raw(rows(&one)).await.unwrap().rows_affected(), 1);
+    }
+    let all = db
+        .execute_raw(rows("UPDATE counted SET n = n + 10"))
+        .await
+        .unwrap();
+    assert_eq!(all.rows_affected(), 3);
+
+    let txn = begin_write(db).await.unwrap();
+    let first = txn
+        .execute_raw(rows("UPDATE counted SET n = n + 1 WHERE n = 11"))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.rows_affected(),
+        1,
+        "the transaction's first statement"
+    );
+    let found = txn
+        .query_all_raw(rows("SELECT n FROM counted ORDER BY n"))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 3);
+    // A savepoint dropped unfinished is rolled back before the transaction's next statement.
+    let sp = txn.begin().await.unwrap();
+    sp.execute_raw(rows("INSERT INTO counted (n) VALUES (99)"))
+        .await
+        .unwrap();
+    drop(sp);
+    let kept = txn
+        .execute_raw(rows("INSERT INTO counted (n) VALUES (4)"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.rows_affected(),
+        1,
+        "the statement after the savepoint's rollback"
+    );
+    txn.commit().await.unwrap();
+    assert_eq!(total(&app).await, 12 + 12 + 13 + 4);
+
+    // Dropped after a statement: rolled back, and no connection is kept from writing.
+    let txn = begin_write(db).await.unwrap();
+    txn.execute_raw(rows("INSERT INTO counted (n) VALUES (1000)"))
+        .await
+        .unwrap();
+    drop(txn);
+    if db.get_database_backend() == DatabaseBackend::Sqlite {
+        use sea_orm::sqlx::{ConnectOptions as _, Connection as _, Executor as _};
+        let url = &app.platform.settings.database_url;
+        let other = std::str::FromStr::from_str(url).map(
+            |o: sea_orm::sqlx::sqlite::SqliteConnectOptions| {
+                o.busy_timeout(Duration::from_secs(10))
+            },
+        );
+        let mut other = other.unwrap().connect().await.unwrap();
+        // Waits (in SQLite's busy handler) only while the dropped transaction is rolled back.
+        other
+            .execute("BEGIN IMMEDIATE")
+            .await
+            .expect("the file is free to write");
+        other.execute("ROLLBACK").await.unwrap();
+        other.close().await.unwrap();
+    }
+    assert_eq!(total(&app).await, 12 + 12 + 13 + 4);
+    // Begun and committed with nothing in it.
+    begin_write(db).await.unwrap().commit().await.unwrap();
+    let after = db
+        .execute_raw(rows("UPDATE counted SET n = n WHERE n = 4"))
+        .await
+        .unwrap();
+    assert_eq!(after.rows_affected(), 1);
+}
+on_both_databases!(a_transactions_statements_count_their_own_changes_and_a_dropped_one_ends);
+
+async fn total(app: &TestApp) -> i64 {
+    app.platform
+        .db
+        .query_one_raw(sql(app, "SELECT SUM(n) AS n FROM counted"))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
+}
+
 /// Rows read by position (`kernel::row`) are the rows SeaORM reads by name: memberships,
 /// locations and sessions with their optional columns both empty and filled, on each
 /// database. And a statement whose columns are not in the decoder's order is refused (in

@@ -5,7 +5,8 @@
 //! migration), so not even a bug in Tenantry can rewrite history. Queries and export arrive
 //! later; this crate owns only the write path for now.
 
-use sea_orm::{ActiveModelTrait, DatabaseTransaction, DbErr, Set};
+use sea_orm::{ActiveModelTrait, DbErr, Set};
+use tenantry_kernel::db::Txn;
 use tenantry_kernel::{AuditEntry, AuditSink};
 
 pub mod entity;
@@ -16,7 +17,7 @@ pub struct SeaAuditSink;
 
 #[async_trait::async_trait]
 impl AuditSink for SeaAuditSink {
-    async fn record(&self, txn: &DatabaseTransaction, entry: AuditEntry) -> Result<(), DbErr> {
+    async fn record(&self, txn: &Txn, entry: AuditEntry) -> Result<(), DbErr> {
         entity::ActiveModel {
             id: Set(uuid::Uuid::now_v7()),
             tenant_id: Set(entry.tenant_id.map(|t| t.0)),

@@ -13,12 +13,12 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Set, TransactionTrait,
 };
 use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
-use tenantry_kernel::db::{begin_write, is_unique_violation};
+use tenantry_kernel::db::{Txn, begin_write, is_unique_violation};
 use tenantry_kernel::row;
 use tenantry_kernel::{
     Actor, Attempt, AuditEntry, ClientMeta, Event, FieldError, LocationId, Page, PageRequest,
@@ -446,7 +446,7 @@ fn view(
 /// Queues one email for an invitation: the record and the outbox event that starts it.
 async fn queue_email(
     identity: &SeaIdentity,
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     tenant: TenantId,
     invitation_id: Uuid,
     now: DateTime<Utc>,
@@ -483,7 +483,7 @@ async fn queue_email(
 
 /// Cancels the pending emails of one invitation.
 async fn cancel_emails(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     invitation_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<u64, IdentityError> {
@@ -523,7 +523,7 @@ async fn latest_emails(
 /// Fails unless `adding` more seats fit under `limit` beside the tenant's `members` (counted
 /// with the tenant locked) and its pending invitations at `now`.
 async fn ensure_seats(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     tenant: TenantId,
     members: u64,
     limit: Option<u32>,
@@ -553,7 +553,7 @@ async fn ensure_seats(
 /// Marks pending invitations past their expiry at `now` as expired, within `scope`; this
 /// frees their address for a new invitation and their seat.
 async fn expire_lapsed(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     scope: Condition,
     now: DateTime<Utc>,
 ) -> Result<u64, IdentityError> {

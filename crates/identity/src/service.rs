@@ -5,12 +5,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionTrait,
 };
 use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
-use tenantry_kernel::db::{Db, begin_write, is_unique_violation};
+use tenantry_kernel::db::{Db, Txn, begin_write, is_unique_violation};
 use tenantry_kernel::row;
 use tenantry_kernel::shape::Shapes;
 use tenantry_kernel::{
@@ -265,7 +265,7 @@ impl SeaIdentity {
     /// a second factor, it may only enroll one.
     pub(crate) async fn open_signed_in_session(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &Txn,
         (user, tenant, location): (UserId, TenantId, Option<LocationId>),
         (policy, has_second_factor): (&TenantSettings, bool),
         (client, mut detail): (&ClientMeta, serde_json::Value),
@@ -317,7 +317,7 @@ impl SeaIdentity {
 /// Inserts an active account; a taken address (the unique index settles races) is
 /// `EmailTaken`. `verified_at` is set when the address is already proven.
 pub(crate) async fn insert_account(
-    txn: &sea_orm::DatabaseTransaction,
+    txn: &Txn,
     id: UserId,
     (email, name): (&str, &str),
     password_hash: String,
@@ -348,7 +348,7 @@ pub(crate) async fn insert_account(
 /// the account, so that no link mailed before the change can undo it. Answers whether the
 /// account was changed.
 async fn replace_password(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     user: UserId,
     password_hash: String,
     expected_version: Option<i32>,

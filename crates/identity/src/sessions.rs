@@ -6,12 +6,10 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 use tenantry_kernel::crypto::new_token;
+use tenantry_kernel::db::Txn;
 use tenantry_kernel::{
     Actor, AuditEntry, AuditSink, ClientMeta, LocationId, SessionId, SessionPort, TenantId, UserId,
 };
@@ -159,7 +157,7 @@ pub(crate) async fn revoke<C: ConnectionTrait>(
 /// Revokes a live session and records who ended it and why, in `txn`; answers whether this
 /// call revoked it (false: it had already ended).
 pub(crate) async fn revoke_audited(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     audit: &dyn AuditSink,
     tenant: TenantId,
     session: SessionId,
@@ -213,7 +211,7 @@ pub struct MemberSessions;
 impl SessionPort for MemberSessions {
     async fn end_member_sessions(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &Txn,
         tenant: TenantId,
         user: UserId,
         reason: &str,

@@ -1,8 +1,9 @@
 //! The audit port. Every command writes one [`AuditEntry`] through an [`AuditSink`] inside its
 //! own transaction, so the change and its record commit together or not at all.
 
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::DbErr;
 
+use crate::db::Txn;
 use crate::{Actor, ClientMeta, RequestContext, TenantId};
 
 /// Who did what, to what, from where, with the values before and after.
@@ -84,5 +85,5 @@ impl AuditEntry {
 #[async_trait::async_trait]
 pub trait AuditSink: Send + Sync {
     /// Appends `entry`; it becomes visible only if `txn` commits.
-    async fn record(&self, txn: &DatabaseTransaction, entry: AuditEntry) -> Result<(), DbErr>;
+    async fn record(&self, txn: &Txn, entry: AuditEntry) -> Result<(), DbErr>;
 }

@@ -1,4 +1,10 @@
-//! The database as every service holds it ([`Db`]), and helpers shared by every repository.
+//! The database as every service holds it ([`Db`]), its transactions ([`Txn`]), and helpers
+//! shared by every repository.
+
+mod txn;
+mod writer;
+
+pub use txn::Txn;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,8 +15,8 @@ use std::time::{Duration, Instant};
 use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::sqlx::{self, Executor, Postgres, Sqlite};
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
-    ExecResult, IsolationLevel, QueryResult, RuntimeErr, SqlErr, SqliteTransactionMode, Statement,
+    AccessMode, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, ExecResult,
+    IsolationLevel, QueryResult, RuntimeErr, SqlErr, SqliteTransactionMode, Statement,
     TransactionError, TransactionOptions, TransactionTrait,
 };
 
@@ -38,9 +44,10 @@ pub type StatementCallback = Arc<dyn Fn(&sea_orm::metric::Info<'_>) + Send + Syn
 /// - **SQLite: every write queues for one writer connection.** SQLite has one writer at a
 ///   time; with every pooled connection free to write, the rest wait in SQLite's busy
 ///   handler, which sleeps in growing steps and serves them in no order. Here a statement
-///   that is not a `SELECT`, and every transaction, runs on a pool of one connection: writers
-///   wait in its queue, first come first served, and are handed the connection the moment
-///   it is free. Reads run on the other connections beside it (WAL), which refuse to write
+///   that is not a `SELECT`, and every transaction, runs on the one connection the [`Db`]
+///   owns for writing ([`writer`]): writers wait in line for it, first come first served,
+///   are handed it the moment it is free, and keep their thread while SQLite works for them.
+///   Reads run on the other connections beside it (WAL), which refuse to write
 ///   (`query_only`), so a write that took the wrong way fails loudly instead of queueing in
 ///   the busy handler.
 #[derive(Clone)]
@@ -49,8 +56,10 @@ pub struct Db(Arc<Shared>);
 struct Shared {
     /// Every read on SQLite; transactions and [`Db::connection`]'s callers on PostgreSQL.
     pool: DatabaseConnection,
-    /// SQLite's one writer (also SeaORM's, for [`Db::connection`]).
+    /// SeaORM's connection that writes on SQLite, for [`Db::connection`] (migrations).
     writer: Option<DatabaseConnection>,
+    /// SQLite's one writer, which every write and transaction queues for.
+    sqlite_writer: Option<writer::Writer>,
     /// PostgreSQL's warm connections.
     warm: Option<Warm>,
     /// SQLite's readers.
@@ -193,13 +202,14 @@ fn pg_sound_after(err: &sqlx::Error) -> bool {
 /// Whether an SQLite connection whose statement failed with `err` is still sound: SQLite's
 /// refusals (a constraint, a busy writer, a malformed statement) leave it as it was; a
 /// crashed worker or an I/O failure do not.
-fn sqlite_sound_after(err: &sqlx::Error) -> bool {
+pub(crate) fn sqlite_sound_after(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::RowNotFound | sqlx::Error::Database(_))
 }
 
 impl Db {
     /// A [`Db`] over `pool` on PostgreSQL; on SQLite over `pool` for reads, with every write
-    /// through `writer` (a pool of one connection; `pool`'s should be `query_only`).
+    /// through one connection of its own, opened as `writer`'s are (`writer`, a pool of one
+    /// connection, serves [`Db::connection`]; `pool`'s should be `query_only`).
     /// `on_statement` hears of every statement the [`Db`] runs itself (SeaORM's connections
     /// tell their own metric callback of the rest).
     #[must_use]
@@ -213,17 +223,29 @@ impl Db {
             .then(|| Warm::new(pool.get_postgres_connection_pool().clone()));
         let readers = (backend == DatabaseBackend::Sqlite)
             .then(|| Readers::new(pool.get_sqlite_connection_pool().clone()));
+        let sqlite_writer = writer
+            .as_ref()
+            .filter(|w| w.get_database_backend() == DatabaseBackend::Sqlite)
+            .map(|w| {
+                let own = w.get_sqlite_connection_pool();
+                writer::Writer::new(
+                    (*own.connect_options()).clone(),
+                    own.options().get_acquire_timeout(),
+                )
+            });
         Self(Arc::new(Shared {
             pool,
             writer,
+            sqlite_writer,
             warm,
             readers,
             on_statement,
         }))
     }
 
-    /// SeaORM's connection that writes: for migrations and the few callers that need
-    /// SeaORM's own type.
+    /// SeaORM's connection that writes: for migrations, which need SeaORM's own type. (On
+    /// SQLite it is not the writer every other write queues for: nothing may write through it
+    /// while the [`Db`] serves.)
     #[must_use]
     pub fn connection(&self) -> &DatabaseConnection {
         self.0.writer.as_ref().unwrap_or(&self.0.pool)
@@ -340,7 +362,7 @@ impl Warm {
     }
 }
 
-fn query<DB: sqlx::Database>(
+pub(crate) fn query<DB: sqlx::Database>(
     stmt: &Statement,
 ) -> sqlx::query::Query<'_, DB, sea_query_sqlx::SqlxValues>
 where
@@ -369,8 +391,20 @@ macro_rules! on_lent {
     }};
 }
 
+/// Runs `stmt` on SQLite's writer (in line for it), tells `on_statement`,
+/// and answers SeaORM's way, with `$ok` or `$err`.
+macro_rules! on_writer {
+    ($db:expr, $writer:expr, $stmt:expr, $ok:expr, $err:expr) => {{
+        let started = $db.0.on_statement.is_some().then(Instant::now);
+        let res = $writer.take().await?.run($stmt).await;
+        let res = res.map($ok).map_err($err);
+        $db.heard($stmt, started, res.is_err());
+        res
+    }};
+}
+
 /// A failure to get a connection from a pool, SeaORM's way.
-fn acquire_err(e: sqlx::Error) -> DbErr {
+pub(crate) fn acquire_err(e: sqlx::Error) -> DbErr {
     match e {
         sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
         sqlx::Error::PoolClosed => {
@@ -380,7 +414,7 @@ fn acquire_err(e: sqlx::Error) -> DbErr {
     }
 }
 
-fn exec_err(e: sqlx::Error) -> DbErr {
+pub(crate) fn exec_err(e: sqlx::Error) -> DbErr {
     DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e)))
 }
 
@@ -401,10 +435,23 @@ impl ConnectionTrait for Db {
         if let Some(readers) = self.sqlite_reader(&stmt) {
             return on_lent!(self, readers, &stmt, execute, ExecResult::from, exec_err);
         }
+        if let Some(writer) = &self.0.sqlite_writer {
+            return on_writer!(
+                self,
+                writer,
+                &stmt,
+                |ran: writer::Ran| ExecResult::from(ran.done),
+                exec_err
+            );
+        }
         self.connection().execute_raw(stmt).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        if let Some(writer) = &self.0.sqlite_writer {
+            let res = writer.take().await?.execute_unprepared(sql).await;
+            return res.map(|ran| ExecResult::from(ran.done)).map_err(exec_err);
+        }
         let Some(warm) = &self.0.warm else {
             return self.connection().execute_unprepared(sql).await;
         };
@@ -424,6 +471,10 @@ impl ConnectionTrait for Db {
             let one = |row: Option<_>| row.map(QueryResult::from);
             return on_lent!(self, readers, &stmt, fetch_optional, one, query_err);
         }
+        if let Some(writer) = &self.0.sqlite_writer {
+            let one = |ran: writer::Ran| ran.rows.into_iter().next().map(QueryResult::from);
+            return on_writer!(self, writer, &stmt, one, query_err);
+        }
         self.connection().query_one_raw(stmt).await
     }
 
@@ -436,15 +487,22 @@ impl ConnectionTrait for Db {
             let all = |rows: Vec<_>| rows.into_iter().map(QueryResult::from).collect();
             return on_lent!(self, readers, &stmt, fetch_all, all, query_err);
         }
+        if let Some(writer) = &self.0.sqlite_writer {
+            let all = |ran: writer::Ran| ran.rows.into_iter().map(QueryResult::from).collect();
+            return on_writer!(self, writer, &stmt, all, query_err);
+        }
         self.connection().query_all_raw(stmt).await
     }
 }
 
+/// [`TransactionTrait`] on a [`Db`]: on SQLite every transaction runs on the writer, begun
+/// with `BEGIN` and the options' transaction mode (SQLite has no isolation levels or access
+/// modes: its transactions are serializable).
 #[async_trait::async_trait]
 impl TransactionTrait for Db {
-    type Transaction = DatabaseTransaction;
+    type Transaction = Txn;
 
-    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+    async fn begin(&self) -> Result<Txn, DbErr> {
         self.begin_with_options(TransactionOptions::default()).await
     }
 
@@ -452,7 +510,7 @@ impl TransactionTrait for Db {
         &self,
         isolation_level: Option<IsolationLevel>,
         access_mode: Option<AccessMode>,
-    ) -> Result<DatabaseTransaction, DbErr> {
+    ) -> Result<Txn, DbErr> {
         self.begin_with_options(TransactionOptions {
             isolation_level,
             access_mode,
@@ -461,25 +519,30 @@ impl TransactionTrait for Db {
         .await
     }
 
-    async fn begin_with_options(
-        &self,
-        options: TransactionOptions,
-    ) -> Result<DatabaseTransaction, DbErr> {
+    async fn begin_with_options(&self, options: TransactionOptions) -> Result<Txn, DbErr> {
+        if let Some(writer) = &self.0.sqlite_writer {
+            let begin = match options.sqlite_transaction_mode {
+                None => "BEGIN",
+                Some(SqliteTransactionMode::Deferred) => "BEGIN DEFERRED",
+                Some(SqliteTransactionMode::Immediate) => "BEGIN IMMEDIATE",
+                Some(SqliteTransactionMode::Exclusive) => "BEGIN EXCLUSIVE",
+            };
+            let held = writer.take().await?;
+            return Ok(Txn::on_writer(self.clone(), held, begin));
+        }
         self.waiting_on_pool(self.connection().begin_with_options(options))
             .await
+            .map(Txn::pool)
     }
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
     where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+        F: for<'c> FnOnce(&'c Txn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
             + Send,
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        self.waiting_on_pool(self.connection().transaction(callback))
-            .await
+        txn::run_in(self.begin().await, callback).await
     }
 
     async fn transaction_with_config<F, T, E>(
@@ -489,18 +552,15 @@ impl TransactionTrait for Db {
         access_mode: Option<AccessMode>,
     ) -> Result<T, TransactionError<E>>
     where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+        F: for<'c> FnOnce(&'c Txn) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
             + Send,
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        self.waiting_on_pool(self.connection().transaction_with_config(
+        txn::run_in(
+            self.begin_with_config(isolation_level, access_mode).await,
             callback,
-            isolation_level,
-            access_mode,
-        ))
+        )
         .await
     }
 }
@@ -511,7 +571,7 @@ impl TransactionTrait for Db {
 /// transaction that reads and then writes can fail with `SQLITE_BUSY` without waiting when
 /// another writer got in between, while an immediate one waits out `busy_timeout` in line.
 /// (Through a [`Db`], writers queue for its one writer connection before that.)
-pub async fn begin_write(db: &Db) -> Result<DatabaseTransaction, DbErr> {
+pub async fn begin_write(db: &Db) -> Result<Txn, DbErr> {
     db.begin_with_options(TransactionOptions {
         sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
         ..TransactionOptions::default()

@@ -1,8 +1,9 @@
 //! The sessions port: tenancy ends a member's sessions when it deactivates or removes them,
 //! without depending on the identity crate that owns sessions.
 
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::DbErr;
 
+use crate::db::Txn;
 use crate::{TenantId, UserId};
 
 /// Ends sessions inside the caller's transaction.
@@ -12,7 +13,7 @@ pub trait SessionPort: Send + Sync {
     /// ended. They end only if `txn` commits.
     async fn end_member_sessions(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &Txn,
         tenant: TenantId,
         user: UserId,
         reason: &str,

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::Expr;
-use sea_orm::{DatabaseTransaction, QueryOrder, QuerySelect, Set};
+use sea_orm::{QueryOrder, QuerySelect, Set};
 use tenantry_kernel::Event;
-use tenantry_kernel::db::Db;
+use tenantry_kernel::db::{Db, Txn};
 use tokio::sync::Notify;
 
 /// The `outbox` table.
@@ -82,7 +82,7 @@ impl SqlOutbox {
 
 #[async_trait::async_trait]
 impl tenantry_kernel::Outbox for SqlOutbox {
-    async fn put(&self, txn: &DatabaseTransaction, event: Event) -> Result<(), DbErr> {
+    async fn put(&self, txn: &Txn, event: Event) -> Result<(), DbErr> {
         let payload = serde_json::to_value(&event).map_err(|e| DbErr::Json(e.to_string()))?;
         entity::ActiveModel {
             id: Set(event.id),

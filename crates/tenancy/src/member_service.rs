@@ -4,11 +4,11 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QuerySelect, Set,
 };
 use serde_json::{Value, json};
-use tenantry_kernel::db::begin_write;
+use tenantry_kernel::db::{Txn, begin_write};
 use tenantry_kernel::row;
 use tenantry_kernel::{
     AuditEntry, KeyPageRequest, Page, Permission, RequestContext, Role, TenantId, UserId,
@@ -117,7 +117,7 @@ pub(crate) async fn to_member(
 /// Locks the tenant row for the rest of `txn` (FOR UPDATE on PostgreSQL; SQLite's write
 /// transactions are serial already).
 pub(crate) async fn lock_tenant(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     tenant: TenantId,
 ) -> Result<tenant::Model, TenancyError> {
     tenant::Entity::find_by_id(tenant.0)
@@ -129,7 +129,7 @@ pub(crate) async fn lock_tenant(
 
 /// How many active owners `tenant` has besides `except`.
 async fn other_active_owners(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     tenant: TenantId,
     except: UserId,
 ) -> Result<u64, TenancyError> {
@@ -162,10 +162,7 @@ fn may_edit(ctx: &RequestContext, target: &membership::Model) -> Result<(), Tena
 }
 
 /// Fails when `target` is the tenant's only active owner.
-async fn ensure_not_last_owner(
-    txn: &DatabaseTransaction,
-    target: &membership::Model,
-) -> Result<(), TenancyError> {
+async fn ensure_not_last_owner(txn: &Txn, target: &membership::Model) -> Result<(), TenancyError> {
     if target.role == Role::Owner.as_str()
         && target.status == MemberStatus::Active.as_str()
         && other_active_owners(txn, TenantId(target.tenant_id), UserId(target.user_id)).await? == 0
@@ -192,7 +189,7 @@ impl SeaTenancy {
         &self,
         ctx: &RequestContext,
         user: UserId,
-    ) -> Result<(DatabaseTransaction, membership::Model), TenancyError> {
+    ) -> Result<(Txn, membership::Model), TenancyError> {
         ctx.require(Permission::UsersManage)?;
         let txn = begin_write(&self.db).await?;
         lock_tenant(&txn, ctx.tenant_id).await?;
@@ -204,7 +201,7 @@ impl SeaTenancy {
     /// Records `entry` and commits, answering the member as `row` now stands.
     async fn commit_member(
         &self,
-        txn: DatabaseTransaction,
+        txn: Txn,
         entry: AuditEntry,
         row: membership::Model,
     ) -> Result<Member, TenancyError> {

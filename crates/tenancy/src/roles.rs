@@ -9,11 +9,11 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
-use tenantry_kernel::db::{begin_write, is_unique_violation};
+use tenantry_kernel::db::{Txn, begin_write, is_unique_violation};
 use tenantry_kernel::row;
 use tenantry_kernel::validation::display_name;
 use tenantry_kernel::{
@@ -232,7 +232,7 @@ pub trait RoleService: Send + Sync {
 
 /// The rows of a new tenant's system roles.
 pub(crate) async fn seed_system_roles(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     tenant: TenantId,
     now: DateTime<Utc>,
 ) -> Result<(), TenancyError> {
@@ -490,7 +490,7 @@ impl SeaTenancy {
         user: UserId,
         target: &RoleDefinition,
         location: Option<LocationId>,
-    ) -> Result<DatabaseTransaction, TenancyError> {
+    ) -> Result<Txn, TenancyError> {
         match location {
             None => ctx.require(Permission::UsersManage)?,
             Some(l) => ctx.require_at(l, Permission::LocationsManage)?,

@@ -6,12 +6,12 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::sea_query::ExprTrait as _;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, Set, TransactionTrait,
 };
 use serde_json::json;
 use tenantry_kernel::crypto::{hex, random_bytes};
-use tenantry_kernel::db::{Db, begin_write, is_unique_violation};
+use tenantry_kernel::db::{Db, Txn, begin_write, is_unique_violation};
 use tenantry_kernel::row::{self, FromRow as _};
 use tenantry_kernel::{
     Actor, AuditEntry, AuditSink, ClientMeta, LocationId, Permission, RequestContext, Role,
@@ -31,7 +31,7 @@ pub trait TenancyService: Send + Sync {
     /// Creates a tenant with a unique slug and makes `owner` its owner, inside `txn`.
     async fn create_tenant(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &Txn,
         name: &TenantName,
         owner: &NewMember,
         client: &ClientMeta,
@@ -65,7 +65,7 @@ pub trait TenancyService: Send + Sync {
     /// Which of `users` belong to `tenant`, active or not, read inside `txn`.
     async fn members_among(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &Txn,
         tenant: TenantId,
         users: &[UserId],
     ) -> Result<Vec<UserId>, TenancyError>;
@@ -104,7 +104,7 @@ pub trait TenancyService: Send + Sync {
     /// when one is given.
     async fn add_member(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &Txn,
         tenant: TenantId,
         member: &NewMember,
         role: Role,
@@ -122,7 +122,7 @@ pub trait TenancyService: Send + Sync {
     /// queue behind each other, and answers how many active members it has.
     async fn lock_and_count_members(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &Txn,
         tenant: TenantId,
     ) -> Result<u64, TenancyError>;
 }
@@ -174,7 +174,7 @@ impl TenancyService for SeaTenancy {
     #[tracing::instrument(skip_all, err)]
     async fn create_tenant(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &Txn,
         name: &TenantName,
         owner: &NewMember,
         client: &ClientMeta,
@@ -337,7 +337,7 @@ impl TenancyService for SeaTenancy {
 
     async fn members_among(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &Txn,
         tenant: TenantId,
         users: &[UserId],
     ) -> Result<Vec<UserId>, TenancyError> {
@@ -483,7 +483,7 @@ impl TenancyService for SeaTenancy {
 
     async fn add_member(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &Txn,
         tenant: TenantId,
         member: &NewMember,
         role: Role,
@@ -537,7 +537,7 @@ impl TenancyService for SeaTenancy {
 
     async fn lock_and_count_members(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &Txn,
         tenant: TenantId,
     ) -> Result<u64, TenancyError> {
         lock_tenant(txn, tenant).await?;
