@@ -198,15 +198,20 @@ async fn sqlite_reads_queue_for_the_readers_and_an_abandoned_one_gives_its_place
     }
 }
 
-async fn count(app: &TestApp) -> i64 {
+/// The number `query` answers (as column `n`).
+async fn number(app: &TestApp, query: &str) -> i64 {
     app.platform
         .db
-        .query_one_raw(sql(app, "SELECT COUNT(*) AS n FROM queued"))
+        .query_one_raw(sql(app, query))
         .await
         .unwrap()
         .unwrap()
         .try_get::<i64>("", "n")
         .unwrap()
+}
+
+async fn count(app: &TestApp) -> i64 {
+    number(app, "SELECT COUNT(*) AS n FROM queued").await
 }
 
 /// A transaction's statements answer their own counts, its savepoints roll back alone, and a
@@ -261,7 +266,10 @@ async fn a_transactions_statements_count_their_own_changes_and_a_dropped_one_end
         "the statement after the savepoint's rollback"
     );
     txn.commit().await.unwrap();
-    assert_eq!(total(&app).await, 12 + 12 + 13 + 4);
+    assert_eq!(
+        number(&app, "SELECT SUM(n) AS n FROM counted").await,
+        12 + 12 + 13 + 4
+    );
 
     // Dropped after a statement: rolled back, and no connection is kept from writing.
     let txn = begin_write(db).await.unwrap();
@@ -286,7 +294,10 @@ async fn a_transactions_statements_count_their_own_changes_and_a_dropped_one_end
         other.execute("ROLLBACK").await.unwrap();
         other.close().await.unwrap();
     }
-    assert_eq!(total(&app).await, 12 + 12 + 13 + 4);
+    assert_eq!(
+        number(&app, "SELECT SUM(n) AS n FROM counted").await,
+        12 + 12 + 13 + 4
+    );
     // Begun and committed with nothing in it.
     begin_write(db).await.unwrap().commit().await.unwrap();
     let after = db
@@ -296,17 +307,6 @@ async fn a_transactions_statements_count_their_own_changes_and_a_dropped_one_end
     assert_eq!(after.rows_affected(), 1);
 }
 on_both_databases!(a_transactions_statements_count_their_own_changes_and_a_dropped_one_ends);
-
-async fn total(app: &TestApp) -> i64 {
-    app.platform
-        .db
-        .query_one_raw(sql(app, "SELECT SUM(n) AS n FROM counted"))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<i64>("", "n")
-        .unwrap()
-}
 
 /// Rows read by position (`kernel::row`) are the rows SeaORM reads by name: memberships,
 /// locations and sessions with their optional columns both empty and filled, on each
