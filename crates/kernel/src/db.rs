@@ -1,6 +1,19 @@
 //! The database as every service holds it ([`Db`]), its transactions ([`Txn`]), and helpers
 //! shared by every repository.
 
+/// Runs `stmt` on SQLite's writer as lent by `$held` (taken in line, or a transaction's),
+/// tells `$db`'s `on_statement`, and answers SeaORM's way, with `$ok` or `$err`. (Defined
+/// before the modules that use it.)
+macro_rules! on_writer {
+    ($db:expr, $held:expr, $stmt:expr, $ok:expr, $err:expr) => {{
+        let started = $db.0.on_statement.is_some().then(Instant::now);
+        let res = $held.run($stmt).await;
+        let res = res.map($ok).map_err($err);
+        $db.heard($stmt, started, res.is_err());
+        res
+    }};
+}
+
 mod txn;
 mod writer;
 
@@ -362,7 +375,7 @@ impl Warm {
     }
 }
 
-pub(crate) fn query<DB: sqlx::Database>(
+fn query<DB: sqlx::Database>(
     stmt: &Statement,
 ) -> sqlx::query::Query<'_, DB, sea_query_sqlx::SqlxValues>
 where
@@ -385,18 +398,6 @@ macro_rules! on_lent {
         let mut conn = $lender.take().await?;
         let res = query($stmt).$run(&mut *conn).await;
         $lender.give_back(conn, &res);
-        let res = res.map($ok).map_err($err);
-        $db.heard($stmt, started, res.is_err());
-        res
-    }};
-}
-
-/// Runs `stmt` on SQLite's writer (in line for it), tells `on_statement`,
-/// and answers SeaORM's way, with `$ok` or `$err`.
-macro_rules! on_writer {
-    ($db:expr, $writer:expr, $stmt:expr, $ok:expr, $err:expr) => {{
-        let started = $db.0.on_statement.is_some().then(Instant::now);
-        let res = $writer.take().await?.run($stmt).await;
         let res = res.map($ok).map_err($err);
         $db.heard($stmt, started, res.is_err());
         res
@@ -438,7 +439,7 @@ impl ConnectionTrait for Db {
         if let Some(writer) = &self.0.sqlite_writer {
             return on_writer!(
                 self,
-                writer,
+                writer.take().await?,
                 &stmt,
                 |ran: writer::Ran| ExecResult::from(ran.done),
                 exec_err
@@ -473,7 +474,7 @@ impl ConnectionTrait for Db {
         }
         if let Some(writer) = &self.0.sqlite_writer {
             let one = |ran: writer::Ran| ran.rows.into_iter().next().map(QueryResult::from);
-            return on_writer!(self, writer, &stmt, one, query_err);
+            return on_writer!(self, writer.take().await?, &stmt, one, query_err);
         }
         self.connection().query_one_raw(stmt).await
     }
@@ -489,7 +490,7 @@ impl ConnectionTrait for Db {
         }
         if let Some(writer) = &self.0.sqlite_writer {
             let all = |ran: writer::Ran| ran.rows.into_iter().map(QueryResult::from).collect();
-            return on_writer!(self, writer, &stmt, all, query_err);
+            return on_writer!(self, writer.take().await?, &stmt, all, query_err);
         }
         self.connection().query_all_raw(stmt).await
     }
@@ -521,14 +522,13 @@ impl TransactionTrait for Db {
 
     async fn begin_with_options(&self, options: TransactionOptions) -> Result<Txn, DbErr> {
         if let Some(writer) = &self.0.sqlite_writer {
-            let begin = match options.sqlite_transaction_mode {
-                None => "BEGIN",
-                Some(SqliteTransactionMode::Deferred) => "BEGIN DEFERRED",
-                Some(SqliteTransactionMode::Immediate) => "BEGIN IMMEDIATE",
-                Some(SqliteTransactionMode::Exclusive) => "BEGIN EXCLUSIVE",
-            };
+            let mode = options.sqlite_transaction_mode;
             let held = writer.take().await?;
-            return Ok(Txn::on_writer(self.clone(), held, begin));
+            return Ok(Txn::on_writer(
+                self.clone(),
+                held,
+                mode.as_ref().map(SqliteTransactionMode::sqlite_keyword),
+            ));
         }
         self.waiting_on_pool(self.connection().begin_with_options(options))
             .await

@@ -52,10 +52,10 @@ impl Txn {
         Self(Kind::Pool(txn))
     }
 
-    /// Begins a transaction on SQLite's writer with `begin` (`BEGIN …`, sent with its first
-    /// statement).
-    pub(super) fn on_writer(db: Db, mut held: Held, begin: &'static str) -> Self {
-        held.begin(begin);
+    /// Begins a transaction on SQLite's writer (`BEGIN`, then `mode` if given: `IMMEDIATE`…,
+    /// sent with its first statement).
+    pub(super) fn on_writer(db: Db, mut held: Held, mode: Option<&str>) -> Self {
+        held.begin(mode);
         Self(Kind::Writer(OnWriter {
             held: Arc::new(Mutex::new(held)),
             db,
@@ -111,18 +111,6 @@ impl Txn {
     }
 }
 
-/// Runs `stmt` on the writer `$w`, tells the [`Db`]'s `on_statement`, and
-/// answers SeaORM's way, with `$ok` or `$err`.
-macro_rules! on_writer {
-    ($w:expr, $stmt:expr, $ok:expr, $err:expr) => {{
-        let started = $w.db.0.on_statement.is_some().then(Instant::now);
-        let res = $w.held.lock().await.run($stmt).await;
-        let res = res.map($ok).map_err($err);
-        $w.db.heard($stmt, started, res.is_err());
-        res
-    }};
-}
-
 #[async_trait::async_trait]
 impl ConnectionTrait for Txn {
     fn get_database_backend(&self) -> DatabaseBackend {
@@ -136,7 +124,13 @@ impl ConnectionTrait for Txn {
         match &self.0 {
             Kind::Pool(txn) => txn.execute_raw(stmt).await,
             Kind::Writer(w) => {
-                on_writer!(w, &stmt, |ran: Ran| ExecResult::from(ran.done), exec_err)
+                on_writer!(
+                    w.db,
+                    w.held.lock().await,
+                    &stmt,
+                    |ran: Ran| ExecResult::from(ran.done),
+                    exec_err
+                )
             }
         }
     }
@@ -156,7 +150,7 @@ impl ConnectionTrait for Txn {
             Kind::Pool(txn) => txn.query_one_raw(stmt).await,
             Kind::Writer(w) => {
                 let one = |ran: Ran| ran.rows.into_iter().next().map(QueryResult::from);
-                on_writer!(w, &stmt, one, query_err)
+                on_writer!(w.db, w.held.lock().await, &stmt, one, query_err)
             }
         }
     }
@@ -166,7 +160,7 @@ impl ConnectionTrait for Txn {
             Kind::Pool(txn) => txn.query_all_raw(stmt).await,
             Kind::Writer(w) => {
                 let all = |ran: Ran| ran.rows.into_iter().map(QueryResult::from).collect();
-                on_writer!(w, &stmt, all, query_err)
+                on_writer!(w.db, w.held.lock().await, &stmt, all, query_err)
             }
         }
     }

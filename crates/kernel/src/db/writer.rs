@@ -207,12 +207,16 @@ impl Slot {
         }
     }
 
-    /// Begins a transaction with `begin` (`BEGIN …`), sent with its first statement.
-    pub(super) fn begin(&mut self, begin: &'static str) {
+    /// Begins a transaction (`BEGIN`, then `mode` if given: `IMMEDIATE`…), sent with its
+    /// first statement.
+    pub(super) fn begin(&mut self, mode: Option<&str>) {
         debug_assert_eq!(self.depth, 0, "a transaction begins outside any other");
         self.depth = 1;
         self.begun = false;
-        self.prefix = format!("{begin}; ");
+        self.prefix = match mode {
+            Some(mode) => format!("BEGIN {mode}; "),
+            None => "BEGIN; ".to_owned(),
+        };
         self.ahead = 1;
     }
 
