@@ -155,6 +155,53 @@ async fn sqlite_writes_wait_for_the_one_writer_while_reads_go_on() {
     assert_eq!(count(&app).await, 2);
 }
 
+/// SQLite: a transaction takes the writer with its first statement, not when it begins, and
+/// deferred writes do not take it either: until then other writes go ahead, and its commit
+/// sends what it deferred.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_transaction_takes_the_writer_with_its_first_statement() {
+    let app = spawn_app(Backend::Sqlite, |s| {
+        s.database_max_connections = 2;
+        s.database_acquire_timeout_ms = 300;
+        s.embedded_worker = false;
+    })
+    .await
+    .unwrap();
+    let db = &app.platform.db;
+    db.execute_raw(sql(&app, "CREATE TABLE queued (n INTEGER NOT NULL)"))
+        .await
+        .unwrap();
+    let begun = begin_write(db).await.unwrap();
+    begun
+        .defer(sql(&app, "INSERT INTO queued (n) VALUES (1)"))
+        .await
+        .unwrap();
+    db.execute_raw(sql(&app, "INSERT INTO queued (n) VALUES (10)"))
+        .await
+        .expect("the writer is free while the transaction has sent nothing");
+    let other = begin_write(db).await.unwrap();
+    other
+        .execute_raw(sql(&app, "INSERT INTO queued (n) VALUES (100)"))
+        .await
+        .unwrap();
+    other.commit().await.unwrap();
+    begun.commit().await.unwrap();
+    assert_eq!(number(&app, "SELECT SUM(n) AS n FROM queued").await, 111);
+
+    // Taken by its first statement, it is held until the end.
+    let held = begin_write(db).await.unwrap();
+    held.execute_raw(sql(&app, "INSERT INTO queued (n) VALUES (1000)"))
+        .await
+        .unwrap();
+    let err = db
+        .execute_raw(sql(&app, "INSERT INTO queued (n) VALUES (2)"))
+        .await
+        .expect_err("the writer is taken");
+    assert!(is_unavailable(&err), "{err}");
+    held.commit().await.unwrap();
+    assert_eq!(number(&app, "SELECT SUM(n) AS n FROM queued").await, 1111);
+}
+
 /// SQLite: reads queue for the readers, first come first served, and answer as unavailable
 /// past the acquire timeout; a read abandoned while it runs gives its place back, so the
 /// readers never shrink.
@@ -307,6 +354,102 @@ async fn a_transactions_statements_count_their_own_changes_and_a_dropped_one_end
     assert_eq!(after.rows_affected(), 1);
 }
 on_both_databases!(a_transactions_statements_count_their_own_changes_and_a_dropped_one_ends);
+
+/// `INSERT INTO deferred (n) VALUES (<n>)`, with `n` a parameter.
+fn insert_n(app: &TestApp, n: i64) -> Statement {
+    use sea_orm::sea_query::{Alias, Query};
+    let insert = Query::insert()
+        .into_table(Alias::new("deferred"))
+        .columns([Alias::new("n")])
+        .values_panic([n.into()])
+        .to_owned();
+    app.platform.db.get_database_backend().build(&insert)
+}
+
+/// A transaction's deferred writes (its audit entries and outbox events) run in order before
+/// its next statement, with their parameters apart from that statement's and their counts
+/// not in its count; a transaction of deferred writes alone commits them; a rollback, a
+/// dropped transaction or a dropped savepoint undoes them; and one that fails fails the
+/// transaction, leaving nothing of it. (On SQLite's writer they are sent with the next
+/// statement or the commit; on PostgreSQL they run at once.)
+async fn deferred_writes_run_in_order_in_their_transaction_and_fail_it_when_they_fail(
+    app: TestApp,
+) {
+    let db = &app.platform.db;
+    let rows = |n: &str| sql(&app, n);
+    db.execute_raw(rows("CREATE TABLE deferred (n BIGINT NOT NULL UNIQUE)"))
+        .await
+        .unwrap();
+    let sum = "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM deferred";
+
+    let txn = begin_write(db).await.unwrap();
+    txn.defer(insert_n(&app, 1)).await.unwrap();
+    txn.defer(insert_n(&app, 2)).await.unwrap();
+    let moved = txn
+        .execute_raw(rows("UPDATE deferred SET n = n + 10 WHERE n = 1"))
+        .await
+        .unwrap();
+    assert_eq!(moved.rows_affected(), 1, "its own count, after the inserts");
+    txn.defer(insert_n(&app, 3)).await.unwrap();
+    let above = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        match db.get_database_backend() {
+            DatabaseBackend::Postgres => "SELECT n FROM deferred WHERE n > $1 ORDER BY n",
+            _ => "SELECT n FROM deferred WHERE n > ? ORDER BY n",
+        },
+        [1_i64.into()],
+    );
+    let found: Vec<i64> = txn
+        .query_all_raw(above)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<i64>("", "n").unwrap())
+        .collect();
+    assert_eq!(found, [2, 3, 11], "the select's parameter is its own");
+    txn.defer(insert_n(&app, 4)).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(number(&app, sum).await, 2 + 3 + 11 + 4);
+
+    // Nothing but deferred writes: the commit sends them.
+    let txn = begin_write(db).await.unwrap();
+    txn.defer(insert_n(&app, 100)).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(number(&app, sum).await, 120);
+
+    // Rolled back, dropped, or in a savepoint dropped: undone.
+    let txn = begin_write(db).await.unwrap();
+    txn.defer(insert_n(&app, 1000)).await.unwrap();
+    txn.rollback().await.unwrap();
+    let txn = begin_write(db).await.unwrap();
+    txn.defer(insert_n(&app, 2000)).await.unwrap();
+    drop(txn);
+    let txn = begin_write(db).await.unwrap();
+    txn.defer(insert_n(&app, 5)).await.unwrap();
+    let sp = txn.begin().await.unwrap();
+    sp.defer(insert_n(&app, 3000)).await.unwrap();
+    drop(sp);
+    txn.commit().await.unwrap();
+    assert_eq!(number(&app, sum).await, 125);
+
+    // A deferred write that fails (here a duplicate) fails its transaction, all of it.
+    let txn = begin_write(db).await.unwrap();
+    txn.execute_raw(insert_n(&app, 6)).await.unwrap();
+    let failed = match txn.defer(insert_n(&app, 2)).await {
+        Err(_) => {
+            drop(txn);
+            true
+        }
+        Ok(()) => txn.commit().await.is_err(),
+    };
+    assert!(failed, "the duplicate fails the transaction");
+    assert_eq!(number(&app, sum).await, 125, "nothing of it is kept");
+    let txn = begin_write(db).await.unwrap();
+    txn.defer(insert_n(&app, 7)).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(number(&app, sum).await, 132, "the next transaction writes");
+}
+on_both_databases!(deferred_writes_run_in_order_in_their_transaction_and_fail_it_when_they_fail);
 
 /// Rows read by position (`kernel::row`) are the rows SeaORM reads by name: memberships,
 /// locations and sessions with their optional columns both empty and filled, on each

@@ -201,8 +201,9 @@ async fn a_request_that_gets_no_connection_in_time_is_a_503(app: TestApp) {
     );
     let write = || app.patch_authed(&path, &account.access_token, &body);
     // The connection every write needs, held: on PostgreSQL the pool's one connection, on
-    // SQLite its one writer.
+    // SQLite its one writer (which a transaction takes with its first statement).
     let held = app.platform.db.begin().await.unwrap();
+    held.execute_unprepared("SELECT 1").await.unwrap();
     let res = write().await;
     assert_eq!(res.headers()["retry-after"], "1");
     assert_problem(res, StatusCode::SERVICE_UNAVAILABLE, "database_busy").await;

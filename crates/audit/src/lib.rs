@@ -5,7 +5,7 @@
 //! migration), so not even a bug in Tenantry can rewrite history. Queries and export arrive
 //! later; this crate owns only the write path for now.
 
-use sea_orm::{ActiveModelTrait, DbErr, Set};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QueryTrait, Set};
 use tenantry_kernel::db::Txn;
 use tenantry_kernel::{AuditEntry, AuditSink};
 
@@ -18,7 +18,7 @@ pub struct SeaAuditSink;
 #[async_trait::async_trait]
 impl AuditSink for SeaAuditSink {
     async fn record(&self, txn: &Txn, entry: AuditEntry) -> Result<(), DbErr> {
-        entity::ActiveModel {
+        let row = entity::ActiveModel {
             id: Set(uuid::Uuid::now_v7()),
             tenant_id: Set(entry.tenant_id.map(|t| t.0)),
             occurred_at: Set(chrono::Utc::now()),
@@ -32,9 +32,9 @@ impl AuditSink for SeaAuditSink {
             request_id: Set(entry.client.request_id),
             old_values: Set(entry.old_values),
             new_values: Set(entry.new_values),
-        }
-        .insert(txn)
-        .await?;
-        Ok(())
+        };
+        // An append nothing reads back: sent with the transaction's next statement.
+        let insert = entity::Entity::insert(row).build(txn.get_database_backend());
+        txn.defer(insert).await
     }
 }

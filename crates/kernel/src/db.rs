@@ -2,13 +2,17 @@
 //! shared by every repository.
 
 /// Runs `stmt` on SQLite's writer as lent by `$held` (taken in line, or a transaction's),
-/// tells `$db`'s `on_statement`, and answers SeaORM's way, with `$ok` or `$err`. (Defined
-/// before the modules that use it.)
+/// tells `$db`'s `on_statement` (of it and of the deferred writes sent ahead of it), and
+/// answers SeaORM's way, with `$ok` or `$err`. (Defined before the modules that use it.)
 macro_rules! on_writer {
     ($db:expr, $held:expr, $stmt:expr, $ok:expr, $err:expr) => {{
         let started = $db.0.on_statement.is_some().then(Instant::now);
-        let res = $held.run($stmt).await;
+        let mut held = $held;
+        let res = held.run($stmt).await;
+        let ahead = std::mem::take(&mut held.sent_ahead);
+        drop(held);
         let res = res.map($ok).map_err($err);
+        $db.heard_all(&ahead, started, res.is_err());
         $db.heard($stmt, started, res.is_err());
         res
     }};
@@ -278,6 +282,13 @@ impl Db {
         }
     }
 
+    /// [`heard`](Self::heard) for each of `stmts`, sent together.
+    fn heard_all(&self, stmts: &[Statement], started: Option<Instant>, failed: bool) {
+        for stmt in stmts {
+            self.heard(stmt, started, failed);
+        }
+    }
+
     /// Tells `on_statement` of `stmt`, taken at `started`, and whether it failed.
     fn heard(&self, stmt: &Statement, started: Option<Instant>, failed: bool) {
         if let (Some(started), Some(callback)) = (started, &self.0.on_statement) {
@@ -498,7 +509,7 @@ impl ConnectionTrait for Db {
 
 /// [`TransactionTrait`] on a [`Db`]: on SQLite every transaction runs on the writer, begun
 /// with `BEGIN` and the options' transaction mode (SQLite has no isolation levels or access
-/// modes: its transactions are serializable).
+/// modes: its transactions are serializable), and takes it with its first statement.
 #[async_trait::async_trait]
 impl TransactionTrait for Db {
     type Transaction = Txn;
@@ -521,12 +532,11 @@ impl TransactionTrait for Db {
     }
 
     async fn begin_with_options(&self, options: TransactionOptions) -> Result<Txn, DbErr> {
-        if let Some(writer) = &self.0.sqlite_writer {
+        if self.0.sqlite_writer.is_some() {
+            // The writer is taken with the transaction's first statement.
             let mode = options.sqlite_transaction_mode;
-            let held = writer.take().await?;
             return Ok(Txn::on_writer(
                 self.clone(),
-                held,
                 mode.as_ref().map(SqliteTransactionMode::sqlite_keyword),
             ));
         }
@@ -570,7 +580,8 @@ impl TransactionTrait for Db {
 /// On SQLite it starts `BEGIN IMMEDIATE`, taking the write lock up front: a deferred
 /// transaction that reads and then writes can fail with `SQLITE_BUSY` without waiting when
 /// another writer got in between, while an immediate one waits out `busy_timeout` in line.
-/// (Through a [`Db`], writers queue for its one writer connection before that.)
+/// (Through a [`Db`], writers queue for its one writer connection before that, with their
+/// first statement.)
 pub async fn begin_write(db: &Db) -> Result<Txn, DbErr> {
     db.begin_with_options(TransactionOptions {
         sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::Expr;
-use sea_orm::{QueryOrder, QuerySelect, Set};
+use sea_orm::{QueryOrder, QuerySelect, QueryTrait, Set};
 use tenantry_kernel::Event;
 use tenantry_kernel::db::{Db, Txn};
 use tokio::sync::Notify;
@@ -84,17 +84,17 @@ impl SqlOutbox {
 impl tenantry_kernel::Outbox for SqlOutbox {
     async fn put(&self, txn: &Txn, event: Event) -> Result<(), DbErr> {
         let payload = serde_json::to_value(&event).map_err(|e| DbErr::Json(e.to_string()))?;
-        entity::ActiveModel {
+        let row = entity::ActiveModel {
             id: Set(event.id),
             tenant_id: Set(event.tenant_id.map(|t| t.0)),
             event_type: Set(event.event_type),
             payload: Set(payload),
             created_at: Set(event.occurred_at),
             dispatched_at: Set(None),
-        }
-        .insert(txn)
-        .await?;
-        Ok(())
+        };
+        // An append nothing reads back: sent with the transaction's next statement.
+        let insert = entity::Entity::insert(row).build(txn.get_database_backend());
+        txn.defer(insert).await
     }
 
     fn wake(&self) {

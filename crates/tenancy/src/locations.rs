@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound as _, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -392,23 +392,28 @@ impl LocationService for SeaTenancy {
         input: NewLocation,
     ) -> Result<Location, TenancyError> {
         ctx.require(Permission::LocationsManage)?;
-        let now = Utc::now();
+        // To the microsecond, as PostgreSQL keeps it: the answer is the row as stored.
+        let now = Utc::now().trunc_subsecs(6);
         let id = LocationId::new();
+        let row = location::Model {
+            id: id.0,
+            tenant_id: ctx.tenant_id.0,
+            name: input.name.clone(),
+            code: input.code.clone(),
+            address: input.address.clone(),
+            settings: json!({}),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
         let txn = begin_write(&self.db).await?;
-        let row = location::ActiveModel {
-            id: Set(id.0),
-            tenant_id: Set(ctx.tenant_id.0),
-            name: Set(input.name.clone()),
-            code: Set(input.code.clone()),
-            address: Set(input.address.clone()),
-            settings: Set(json!({})),
-            version: Set(1),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&txn)
-        .await
-        .map_err(code_taken)?;
+        // Every value is known here, so nothing is read back: the row goes with the audit
+        // entry and the commit (one round trip on SQLite's writer), and a taken code is
+        // refused there (on PostgreSQL, here).
+        let insert = location::Entity::insert(row.clone().into_active_model());
+        txn.defer(insert.build(txn.get_database_backend()))
+            .await
+            .map_err(code_taken)?;
         self.audit
             .record(
                 &txn,
@@ -421,7 +426,7 @@ impl LocationService for SeaTenancy {
                 ),
             )
             .await?;
-        txn.commit().await?;
+        txn.commit().await.map_err(code_taken)?;
         Ok(row.into())
     }
 

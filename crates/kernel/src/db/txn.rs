@@ -10,7 +10,7 @@ use sea_orm::{
     IsolationLevel, QueryResult, Statement, TransactionError, TransactionOptions,
     TransactionSession, TransactionTrait,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use super::writer::{Held, Ran};
 use super::{Db, exec_err, query_err};
@@ -27,7 +27,7 @@ enum Kind {
 
 /// A transaction or savepoint on SQLite's writer, which it and its savepoints share.
 struct OnWriter {
-    held: Arc<Mutex<Held>>,
+    lent: Arc<Mutex<Lent>>,
     db: Db,
     /// 1 for the transaction, 2 for a savepoint in it, and so on.
     level: usize,
@@ -35,15 +35,70 @@ struct OnWriter {
     open: bool,
 }
 
+/// The writer, as a transaction has it.
+enum Lent {
+    /// Not taken yet: a transaction takes the writer with its first statement (or savepoint,
+    /// or the commit of its deferred writes), so that the time it holds the writer is the
+    /// time its statements take, not the time spent preparing them; other writes go first
+    /// meanwhile. (Its `BEGIN` travels with its first statement either way, and SQLite's
+    /// transaction starts there.)
+    NotYet {
+        /// `BEGIN`'s mode (`IMMEDIATE`…).
+        mode: Option<&'static str>,
+        /// Writes deferred before the writer was taken, in order.
+        deferred: Vec<Statement>,
+    },
+    Held(Held),
+}
+
 impl Drop for OnWriter {
     fn drop(&mut self) {
         if self.open {
             // Nothing else uses the writer while this is dropped (a statement on it holds
-            // `held` only while it runs); if something did, the writer's own drop ends it.
-            if let Ok(mut held) = self.held.try_lock() {
+            // `lent` only while it runs); if something did, the writer's own drop ends it.
+            if let Ok(mut lent) = self.lent.try_lock()
+                && let Lent::Held(held) = &mut *lent
+            {
                 held.abandon(self.level);
             }
         }
+    }
+}
+
+impl OnWriter {
+    /// The writer, taken in line if the transaction has not taken it yet.
+    async fn held(&self) -> Result<MappedMutexGuard<'_, Held>, DbErr> {
+        let mut lent = self.lent.lock().await;
+        if let Lent::NotYet { mode, deferred } = &mut *lent {
+            let Some(writer) = &self.db.0.sqlite_writer else {
+                unreachable!("a transaction on the writer is on SQLite");
+            };
+            let mut held = writer.take().await?;
+            held.begin(*mode);
+            for stmt in std::mem::take(deferred) {
+                held.defer(stmt);
+            }
+            *lent = Lent::Held(held);
+        }
+        Ok(MutexGuard::map(lent, |lent| match lent {
+            Lent::Held(held) => held,
+            Lent::NotYet { .. } => unreachable!("taken above"),
+        }))
+    }
+
+    /// Runs `f` on the writer, and tells the [`Db`]'s `on_statement` of the deferred writes
+    /// sent ahead of what `f` sent.
+    async fn on_held<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut Held) -> Result<T, sea_orm::sqlx::Error>,
+    ) -> Result<T, DbErr> {
+        let started = self.db.0.on_statement.is_some().then(Instant::now);
+        let mut held = self.held().await?;
+        let res = f(&mut held).await;
+        let ahead = std::mem::take(&mut held.sent_ahead);
+        drop(held);
+        self.db.heard_all(&ahead, started, res.is_err());
+        res.map_err(exec_err)
     }
 }
 
@@ -54,14 +109,35 @@ impl Txn {
 
     /// Begins a transaction on SQLite's writer (`BEGIN`, then `mode` if given: `IMMEDIATE`…,
     /// sent with its first statement).
-    pub(super) fn on_writer(db: Db, mut held: Held, mode: Option<&str>) -> Self {
-        held.begin(mode);
+    pub(super) fn on_writer(db: Db, mode: Option<&'static str>) -> Self {
+        let lent = Lent::NotYet {
+            mode,
+            deferred: Vec::new(),
+        };
         Self(Kind::Writer(OnWriter {
-            held: Arc::new(Mutex::new(held)),
+            lent: Arc::new(Mutex::new(lent)),
             db,
             level: 1,
             open: true,
         }))
+    }
+
+    /// Runs `stmt` in this transaction, a write whose answer nobody reads and which fails only
+    /// when the database does (an audit entry, an outbox event): on PostgreSQL now; on
+    /// SQLite's writer with the transaction's next statement or its commit, which saves a
+    /// round trip to the connection while the writer is held. If it fails, that statement (or
+    /// the commit) fails with its error, and the transaction with it.
+    pub async fn defer(&self, stmt: Statement) -> Result<(), DbErr> {
+        match &self.0 {
+            Kind::Pool(txn) => txn.execute_raw(stmt).await.map(drop),
+            Kind::Writer(w) => {
+                match &mut *w.lent.lock().await {
+                    Lent::NotYet { deferred, .. } => deferred.push(stmt),
+                    Lent::Held(held) => held.defer(stmt),
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Commits the transaction (or releases the savepoint).
@@ -70,7 +146,14 @@ impl Txn {
             Kind::Pool(txn) => txn.commit().await,
             Kind::Writer(mut w) => {
                 w.open = false;
-                w.held.lock().await.commit(w.level).await.map_err(exec_err)
+                if let Lent::NotYet { deferred, .. } = &*w.lent.lock().await
+                    && deferred.is_empty()
+                {
+                    // Nothing sent, nothing to send.
+                    return Ok(());
+                }
+                let level = w.level;
+                w.on_held(async |held| held.commit(level).await).await
             }
         }
     }
@@ -81,12 +164,11 @@ impl Txn {
             Kind::Pool(txn) => txn.rollback().await,
             Kind::Writer(mut w) => {
                 w.open = false;
-                w.held
-                    .lock()
-                    .await
-                    .rollback(w.level)
-                    .await
-                    .map_err(exec_err)
+                if let Lent::NotYet { .. } = &*w.lent.lock().await {
+                    return Ok(());
+                }
+                let level = w.level;
+                w.on_held(async |held| held.rollback(level).await).await
             }
         }
     }
@@ -96,12 +178,13 @@ impl Txn {
         match &self.0 {
             Kind::Pool(txn) => txn.begin().await.map(Self::pool),
             Kind::Writer(w) => {
-                let mut held = w.held.lock().await;
-                held.savepoint().await.map_err(exec_err)?;
-                let level = held.depth();
-                drop(held);
+                let level = w.on_held(async |held| {
+                    held.savepoint().await?;
+                    Ok(held.depth())
+                });
+                let level = level.await?;
                 Ok(Self(Kind::Writer(OnWriter {
-                    held: w.held.clone(),
+                    lent: w.lent.clone(),
                     db: w.db.clone(),
                     level,
                     open: true,
@@ -126,7 +209,7 @@ impl ConnectionTrait for Txn {
             Kind::Writer(w) => {
                 on_writer!(
                     w.db,
-                    w.held.lock().await,
+                    w.held().await?,
                     &stmt,
                     |ran: Ran| ExecResult::from(ran.done),
                     exec_err
@@ -139,8 +222,8 @@ impl ConnectionTrait for Txn {
         match &self.0 {
             Kind::Pool(txn) => txn.execute_unprepared(sql).await,
             Kind::Writer(w) => {
-                let res = w.held.lock().await.execute_unprepared(sql).await;
-                res.map(|ran| ExecResult::from(ran.done)).map_err(exec_err)
+                let ran = w.on_held(async |held| held.execute_unprepared(sql).await);
+                ran.await.map(|ran| ExecResult::from(ran.done))
             }
         }
     }
@@ -150,7 +233,7 @@ impl ConnectionTrait for Txn {
             Kind::Pool(txn) => txn.query_one_raw(stmt).await,
             Kind::Writer(w) => {
                 let one = |ran: Ran| ran.rows.into_iter().next().map(QueryResult::from);
-                on_writer!(w.db, w.held.lock().await, &stmt, one, query_err)
+                on_writer!(w.db, w.held().await?, &stmt, one, query_err)
             }
         }
     }
@@ -160,7 +243,7 @@ impl ConnectionTrait for Txn {
             Kind::Pool(txn) => txn.query_all_raw(stmt).await,
             Kind::Writer(w) => {
                 let all = |ran: Ran| ran.rows.into_iter().map(QueryResult::from).collect();
-                on_writer!(w.db, w.held.lock().await, &stmt, all, query_err)
+                on_writer!(w.db, w.held().await?, &stmt, all, query_err)
             }
         }
     }

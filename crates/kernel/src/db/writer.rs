@@ -14,6 +14,11 @@
 //!   its statements on its own thread ([`hot`]), up to [`HOT_FOR`] each; SQLite's work on a
 //!   local file is done well inside that, and a statement that takes longer (a checkpoint, a
 //!   large delete) is then awaited as usual, so no thread is ever held for long.
+//! - **Round trips.** Each statement wakes the connection's thread and then its caller's. A
+//!   transaction takes the writer with its first statement (see [`Txn`](super::Txn)), its
+//!   `BEGIN` goes with that statement, and the writes it defers (see
+//!   [`Txn::defer`](super::Txn::defer)) go with the next: creating a location (its row and
+//!   its audit entry) is one round trip, `BEGIN IMMEDIATE; INSERT …; INSERT …; COMMIT`.
 
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -47,7 +52,9 @@ pub(super) struct Writer {
 /// Transactions are begun, committed and rolled back here, not by the driver's transaction
 /// manager: a transaction's `BEGIN` is not sent on its own but ahead of its first statement
 /// (`BEGIN IMMEDIATE; INSERT …`, one round trip instead of two), and one that ends before any
-/// statement sends nothing at all.
+/// statement sends nothing at all. Writes deferred by the transaction (its audit entry, its
+/// outbox events: see [`Txn::defer`](super::Txn::defer)) go the same way, ahead of its next
+/// statement or of its `COMMIT`.
 #[derive(Default)]
 pub(super) struct Slot {
     /// `None` until the first write, and after a failure that may have broken the connection
@@ -55,11 +62,17 @@ pub(super) struct Slot {
     conn: Option<SqliteConnection>,
     /// Transaction levels open: 0 outside a transaction, 1 in one, each savepoint one more.
     depth: usize,
-    /// SQL to send ahead of the next statement: the transaction's `BEGIN` until it is sent, and
-    /// the rollbacks of savepoints dropped without being committed.
+    /// SQL to send ahead of the next statement: the transaction's `BEGIN` until it is sent,
+    /// deferred writes, and the rollbacks of savepoints dropped without being committed.
     prefix: String,
+    /// The values of the parameters in `prefix`, in order.
+    prefix_values: Vec<sea_orm::Value>,
     /// How many statements `prefix` holds.
     ahead: usize,
+    /// The deferred writes in `prefix`, as their callers gave them.
+    deferred: Vec<Statement>,
+    /// The deferred writes sent with the last statement (for the statement log).
+    pub(super) sent_ahead: Vec<Statement>,
     /// Whether the open transaction's `BEGIN` has been sent (with a statement).
     begun: bool,
     /// A transaction was left open (its caller went away, or its end failed): rolled back
@@ -170,7 +183,7 @@ impl Slot {
     }
 
     async fn run_sql(&mut self, sql: &str, values: sea_orm::Values) -> Result<Ran, sqlx::Error> {
-        let (sql, ahead) = self.with_prefix(sql);
+        let (sql, values, ahead) = self.with_prefix(sql, values);
         let res = match self.conn.as_mut() {
             Some(conn) => hot(collect(conn, sql, values, ahead)).await,
             None => Err(broken()),
@@ -179,11 +192,16 @@ impl Slot {
         res
     }
 
-    /// `sql` with what has to go ahead of it, and how many statements that is; what went
-    /// ahead counts as sent.
-    fn with_prefix(&mut self, sql: &str) -> (String, usize) {
+    /// `sql` and its `values` with what has to go ahead of them, and how many statements that
+    /// is; what went ahead counts as sent.
+    fn with_prefix(
+        &mut self,
+        sql: &str,
+        values: sea_orm::Values,
+    ) -> (String, sea_orm::Values, usize) {
+        self.sent_ahead = std::mem::take(&mut self.deferred);
         if self.prefix.is_empty() {
-            return (sql.to_owned(), 0);
+            return (sql.to_owned(), values, 0);
         }
         if self.depth > 0 {
             // Even if the statement fails, its `BEGIN` may have run: from here on the
@@ -191,9 +209,33 @@ impl Slot {
             self.begun = true;
         }
         let mut prefixed = std::mem::take(&mut self.prefix);
-        let ahead = std::mem::take(&mut self.ahead);
         prefixed.push_str(sql);
-        (prefixed, ahead)
+        // SQLite numbers the `?` of several statements as one list, in order.
+        let mut all = std::mem::take(&mut self.prefix_values);
+        all.extend(values.0);
+        let ahead = std::mem::take(&mut self.ahead);
+        (prefixed, sea_orm::Values(all), ahead)
+    }
+
+    /// Forgets what was to go ahead of the next statement.
+    fn clear_prefix(&mut self) {
+        self.prefix.clear();
+        self.prefix_values.clear();
+        self.ahead = 0;
+        self.deferred.clear();
+    }
+
+    /// Sends `stmt`, a write inside the open transaction, with the transaction's next
+    /// statement or its end.
+    pub(super) fn defer(&mut self, stmt: Statement) {
+        debug_assert!(self.depth > 0, "deferred inside a transaction");
+        self.prefix.push_str(&stmt.sql);
+        self.prefix.push_str("; ");
+        if let Some(values) = &stmt.values {
+            self.prefix_values.extend(values.0.iter().cloned());
+        }
+        self.ahead += 1;
+        self.deferred.push(stmt);
     }
 
     /// Notes how a statement on the connection ended: a failure other than SQLite's refusal
@@ -236,17 +278,15 @@ impl Slot {
 
     /// Commits the innermost transaction or savepoint (at `level`).
     pub(super) async fn commit(&mut self, level: usize) -> Result<(), sqlx::Error> {
-        self.end(level, "COMMIT", &format!("RELEASE tenantry_{level}"))
-            .await
+        self.end(level, true).await
     }
 
     /// Rolls back the innermost transaction or savepoint (at `level`).
     pub(super) async fn rollback(&mut self, level: usize) -> Result<(), sqlx::Error> {
-        let savepoint = format!("ROLLBACK TO tenantry_{level}; RELEASE tenantry_{level}");
-        self.end(level, "ROLLBACK", &savepoint).await
+        self.end(level, false).await
     }
 
-    async fn end(&mut self, level: usize, outer: &str, savepoint: &str) -> Result<(), sqlx::Error> {
+    async fn end(&mut self, level: usize, commit: bool) -> Result<(), sqlx::Error> {
         if level != self.depth {
             return Err(sqlx::Error::Protocol(format!(
                 "a transaction at level {level} ended while level {} was open",
@@ -254,18 +294,29 @@ impl Slot {
             )));
         }
         if level > 1 {
-            self.execute_unprepared(savepoint).await?;
+            let end = if commit {
+                format!("RELEASE tenantry_{level}")
+            } else {
+                format!("ROLLBACK TO tenantry_{level}; RELEASE tenantry_{level}")
+            };
+            self.execute_unprepared(&end).await?;
             self.depth -= 1;
             return Ok(());
         }
-        if !self.begun {
-            // Nothing was sent: nothing to end.
-            self.prefix.clear();
-            self.ahead = 0;
+        let to_keep = commit && !self.deferred.is_empty();
+        if !self.begun && !to_keep {
+            // Nothing was sent, and nothing is to be kept: nothing to end.
+            self.clear_prefix();
             self.depth = 0;
             return Ok(());
         }
-        let res = self.execute_unprepared(outer).await;
+        if !commit {
+            // What was to go ahead would be undone with the rest.
+            self.clear_prefix();
+        }
+        let res = self
+            .execute_unprepared(if commit { "COMMIT" } else { "ROLLBACK" })
+            .await;
         if res.is_err() {
             // Whether it is still open is not known: rolled back as the writer is given back.
             self.abandoned = true;
@@ -291,15 +342,15 @@ impl Slot {
         if self.begun {
             self.abandoned = true;
         }
-        self.prefix.clear();
-        self.ahead = 0;
+        self.clear_prefix();
         self.depth = 0;
     }
 }
 
 /// Runs `sql` (`ahead` statements, then the caller's) and collects what the caller's
-/// statement answered. Each statement ends with how many rows it changed, and SQLite's count
-/// for a `BEGIN` is the previous statement's, so the statements ahead are counted out.
+/// statement answered. Each statement ends with how many rows it changed (after its rows, if
+/// any), and SQLite's count for a `BEGIN` is the previous statement's, so the statements
+/// ahead are counted out.
 async fn collect(
     conn: &mut SqliteConnection,
     sql: String,
@@ -313,6 +364,7 @@ async fn collect(
         match result {
             Either::Left(_) if ahead > 0 => ahead -= 1,
             Either::Left(done) => ran.done.extend([done]),
+            Either::Right(_) if ahead > 0 => {}
             Either::Right(row) => ran.rows.push(row),
         }
     }
