@@ -202,6 +202,54 @@ async fn sqlite_a_transaction_takes_the_writer_with_its_first_statement() {
     assert_eq!(number(&app, "SELECT SUM(n) AS n FROM queued").await, 1111);
 }
 
+/// SQLite: transactions of deferred writes alone are committed by the writer's committer in
+/// line with every other write: many at once all commit; while another transaction holds the
+/// writer they wait, and one that waited past the acquire timeout answers unavailable and is
+/// never committed afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_batches_of_deferred_writes_commit_in_line_and_one_given_up_never_commits() {
+    let app = spawn_app(Backend::Sqlite, |s| {
+        s.database_max_connections = 2;
+        s.database_acquire_timeout_ms = 300;
+        s.embedded_worker = false;
+    })
+    .await
+    .unwrap();
+    let db = &app.platform.db;
+    db.execute_raw(sql(&app, "CREATE TABLE queued (n INTEGER NOT NULL)"))
+        .await
+        .unwrap();
+    let app = &app;
+    let batch = |n: u32| async move {
+        let txn = begin_write(db).await?;
+        txn.defer(sql(app, &format!("INSERT INTO queued (n) VALUES ({n})")))
+            .await?;
+        txn.defer(sql(app, &format!("INSERT INTO queued (n) VALUES ({n})")))
+            .await?;
+        txn.commit().await
+    };
+    let all = futures::future::join_all((1..=40).map(batch)).await;
+    assert!(all.iter().all(Result::is_ok), "{all:?}");
+    assert_eq!(
+        number(app, "SELECT SUM(n) AS n FROM queued").await,
+        2 * (1..=40).sum::<i64>()
+    );
+
+    let held = begin_write(db).await.unwrap();
+    held.execute_raw(sql(app, "INSERT INTO queued (n) VALUES (-1)"))
+        .await
+        .unwrap();
+    let err = batch(1000).await.expect_err("the writer is held");
+    assert!(is_unavailable(&err), "{err}");
+    held.rollback().await.unwrap();
+    // The committer takes batches in order: the one given up would have gone first.
+    batch(1).await.unwrap();
+    assert_eq!(
+        number(app, "SELECT SUM(n) AS n FROM queued").await,
+        2 * (1..=40).sum::<i64>() + 2
+    );
+}
+
 /// SQLite: reads queue for the readers, first come first served, and answer as unavailable
 /// past the acquire timeout; a read abandoned while it runs gives its place back, so the
 /// readers never shrink.
@@ -448,6 +496,21 @@ async fn deferred_writes_run_in_order_in_their_transaction_and_fail_it_when_they
     txn.defer(insert_n(&app, 7)).await.unwrap();
     txn.commit().await.unwrap();
     assert_eq!(number(&app, sum).await, 132, "the next transaction writes");
+    // The same with nothing but deferred writes.
+    let txn = begin_write(db).await.unwrap();
+    txn.defer(insert_n(&app, 8)).await.unwrap();
+    let failed = match txn.defer(insert_n(&app, 2)).await {
+        Err(_) => {
+            drop(txn);
+            true
+        }
+        Ok(()) => txn.commit().await.is_err(),
+    };
+    assert!(failed, "the duplicate fails the transaction");
+    let txn = begin_write(db).await.unwrap();
+    txn.defer(insert_n(&app, 9)).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(number(&app, sum).await, 141, "nothing of it is kept");
 }
 on_both_databases!(deferred_writes_run_in_order_in_their_transaction_and_fail_it_when_they_fail);
 

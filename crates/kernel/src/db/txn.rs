@@ -12,7 +12,7 @@ use sea_orm::{
 };
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
-use super::writer::{Held, Ran};
+use super::writer::{Batch, Held, Ran};
 use super::{Db, exec_err, query_err};
 
 /// A transaction on a [`Db`]: SeaORM's on PostgreSQL; on SQLite one on the writer the [`Db`]
@@ -86,6 +86,18 @@ impl OnWriter {
         }))
     }
 
+    /// Commits a transaction of deferred writes alone (see [`Writer::commit`](super::writer::Writer::commit)).
+    async fn commit_batch(&self, batch: Batch) -> Result<(), DbErr> {
+        let Some(writer) = &self.db.0.sqlite_writer else {
+            unreachable!("a transaction on the writer is on SQLite");
+        };
+        let started = self.db.0.on_statement.is_some().then(Instant::now);
+        let committed = writer.commit(batch).await?;
+        self.db
+            .heard_all(&committed.sent, started, committed.res.is_err());
+        committed.res.map_err(exec_err)
+    }
+
     /// Runs `f` on the writer, and tells the [`Db`]'s `on_statement` of the deferred writes
     /// sent ahead of what `f` sent.
     async fn on_held<T>(
@@ -146,14 +158,23 @@ impl Txn {
             Kind::Pool(txn) => txn.commit().await,
             Kind::Writer(mut w) => {
                 w.open = false;
-                if let Lent::NotYet { deferred, .. } = &*w.lent.lock().await
-                    && deferred.is_empty()
-                {
+                let batch = match &mut *w.lent.lock().await {
+                    Lent::NotYet { mode, deferred } => Some(Batch {
+                        mode: *mode,
+                        stmts: std::mem::take(deferred),
+                    }),
+                    Lent::Held(_) => None,
+                };
+                match batch {
                     // Nothing sent, nothing to send.
-                    return Ok(());
+                    Some(batch) if batch.stmts.is_empty() => Ok(()),
+                    // Nothing sent, all of it deferred: committed by the writer's committer.
+                    Some(batch) => w.commit_batch(batch).await,
+                    None => {
+                        let level = w.level;
+                        w.on_held(async |held| held.commit(level).await).await
+                    }
                 }
-                let level = w.level;
-                w.on_held(async |held| held.commit(level).await).await
             }
         }
     }

@@ -19,6 +19,13 @@
 //!   `BEGIN` goes with that statement, and the writes it defers (see
 //!   [`Txn::defer`](super::Txn::defer)) go with the next: creating a location (its row and
 //!   its audit entry) is one round trip, `BEGIN IMMEDIATE; INSERT …; INSERT …; COMMIT`.
+//! - **Hand-overs.** The writer handed to the next task in line is idle until that task's
+//!   thread gets to it, behind the other requests there. A transaction whose statements were
+//!   all deferred needs no answer until its end, so it is committed by the committer, a
+//!   thread of the writer's own ([`Writer::commit`]): it takes the writer in line like any
+//!   write, and commits every such transaction waiting, one after the other, before it lets
+//!   go. On 2 cores, 16 clients creating locations beside 16 listing them: writes as before,
+//!   reads 24% more.
 
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -40,11 +47,71 @@ pub(super) const HOT_FOR: Duration = Duration::from_millis(1);
 /// than the statement to wake up again (more so on virtual machines).
 const SPIN_FOR: Duration = Duration::from_micros(100);
 
+/// How many waiting transactions the committer commits before it lets the writer go to the
+/// next in line (and takes its place in line again if more are waiting).
+const ROUND: usize = 16;
+
 /// The writer's connection and the line waiting for it.
 pub(super) struct Writer {
     slot: Arc<Mutex<Slot>>,
     options: SqliteConnectOptions,
     acquire_timeout: Duration,
+    /// Transactions of deferred writes alone, waiting for the committer.
+    ready: Arc<Ready>,
+}
+
+/// A transaction whose every statement was deferred: nothing in it waits for an answer, so
+/// it is committed whole, by the committer.
+pub(super) struct Batch {
+    /// `BEGIN`'s mode (`IMMEDIATE`…).
+    pub(super) mode: Option<&'static str>,
+    /// Its statements, in order.
+    pub(super) stmts: Vec<Statement>,
+}
+
+/// How a [`Batch`] ended, and what it sent (for the statement log).
+pub(super) struct Committed {
+    pub(super) res: Result<(), sqlx::Error>,
+    pub(super) sent: Vec<Statement>,
+}
+
+/// The batches waiting for the committer, and the committer's wake-up.
+#[derive(Default)]
+struct Ready {
+    line: std::sync::Mutex<Line>,
+    more: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Line {
+    batches: std::collections::VecDeque<Queued>,
+    /// The id the next batch gets.
+    next: u64,
+    /// Whether the committer's thread runs.
+    started: bool,
+    /// The writer is gone: the committer ends once the line is empty.
+    closed: bool,
+}
+
+struct Queued {
+    id: u64,
+    batch: Batch,
+    done: tokio::sync::oneshot::Sender<Committed>,
+}
+
+impl Ready {
+    fn line(&self) -> std::sync::MutexGuard<'_, Line> {
+        self.line
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.ready.line().closed = true;
+        self.ready.more.notify_all();
+    }
 }
 
 /// The writer's connection, and where its transaction stands.
@@ -86,6 +153,54 @@ impl Writer {
             slot: Arc::new(Mutex::new(Slot::default())),
             options,
             acquire_timeout,
+            ready: Arc::default(),
+        }
+    }
+
+    /// Commits `batch`: it waits in the committer's line, and the committer, a thread of the
+    /// writer's own, takes the writer in line with every other write and commits the batches
+    /// waiting one after the other, each in one round trip, before it lets the writer go.
+    /// Between them the writer is not handed to a task that has to wait for its thread (behind
+    /// the other requests on it) before it can use it.
+    ///
+    /// Unavailable if the committer has not started on it within the acquire timeout; once
+    /// started, it is waited for to its end, so that the answer says what happened.
+    pub(super) async fn commit(&self, batch: Batch) -> Result<Committed, DbErr> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to wait on (never the case in Tenantry): committed here.
+            let mut held = self.take().await?;
+            return Ok(held.commit_batch(batch).await);
+        };
+        let (done, mut answer) = tokio::sync::oneshot::channel();
+        let id = {
+            let mut line = self.ready.line();
+            if !line.started {
+                line.started = true;
+                let (ready, slot, options) =
+                    (self.ready.clone(), self.slot.clone(), self.options.clone());
+                std::thread::Builder::new()
+                    .name("tenantry-sqlite-committer".into())
+                    .spawn(move || commit_batches(&ready, &slot, &options, &runtime))
+                    .map_err(|e| DbErr::Custom(format!("SQLite's committer: {e}")))?;
+            }
+            let id = line.next;
+            line.next += 1;
+            line.batches.push_back(Queued { id, batch, done });
+            id
+        };
+        self.ready.more.notify_one();
+        let mut queued = InLine {
+            ready: &self.ready,
+            id: Some(id),
+        };
+        let gone = || DbErr::Custom("SQLite's committer stopped".into());
+        match tokio::time::timeout(self.acquire_timeout, &mut answer).await {
+            Ok(committed) => {
+                queued.id = None;
+                committed.map_err(|_| gone())
+            }
+            Err(_) if queued.leave() => Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)),
+            Err(_) => answer.await.map_err(|_| gone()),
         }
     }
 
@@ -249,6 +364,23 @@ impl Slot {
         }
     }
 
+    /// Commits `batch` in one round trip: `BEGIN`, its statements, `COMMIT`; if it fails, it
+    /// is rolled back before anything else runs.
+    async fn commit_batch(&mut self, batch: Batch) -> Committed {
+        self.begin(batch.mode);
+        for stmt in batch.stmts {
+            self.defer(stmt);
+        }
+        let res = self.end(1, true).await;
+        let sent = std::mem::take(&mut self.sent_ahead);
+        if self.abandoned {
+            self.abandoned = false;
+            // Refused when the transaction never began (its `BEGIN` failed).
+            let _ = self.execute_unprepared("ROLLBACK").await;
+        }
+        Committed { res, sent }
+    }
+
     /// Begins a transaction (`BEGIN`, then `mode` if given: `IMMEDIATE`…), sent with its
     /// first statement.
     pub(super) fn begin(&mut self, mode: Option<&str>) {
@@ -347,6 +479,94 @@ impl Slot {
     }
 }
 
+/// A batch's place in the committer's line, given up if its caller stops waiting before the
+/// committer took it.
+struct InLine<'a> {
+    ready: &'a Ready,
+    /// `None` once the batch is known to be out of the line.
+    id: Option<u64>,
+}
+
+impl InLine<'_> {
+    /// Takes the batch out of the line; `false` if the committer has it already.
+    fn leave(&mut self) -> bool {
+        let Some(id) = self.id.take() else {
+            return false;
+        };
+        let mut line = self.ready.line();
+        let before = line.batches.len();
+        line.batches.retain(|q| q.id != id);
+        line.batches.len() < before
+    }
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+/// The committer: waits for batches, takes the writer in line, commits up to [`ROUND`] of
+/// them one after the other, lets the writer go, and again, until its writer is gone.
+fn commit_batches(
+    ready: &Ready,
+    slot: &Arc<Mutex<Slot>>,
+    options: &SqliteConnectOptions,
+    runtime: &tokio::runtime::Handle,
+) {
+    // For what the driver and an abandoned transaction's rollback spawn.
+    let _in_runtime = runtime.enter();
+    COMMITTER.set(true);
+    loop {
+        {
+            let mut line = ready.line();
+            while line.batches.is_empty() && !line.closed {
+                line = ready
+                    .more
+                    .wait(line)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            if line.batches.is_empty() {
+                return;
+            }
+        }
+        let mut held = Held(Some(wait(slot.clone().lock_owned())));
+        for _ in 0..ROUND {
+            let Some(queued) = ready.line().batches.pop_front() else {
+                break;
+            };
+            let committed = match &held.conn {
+                Some(_) => wait(held.commit_batch(queued.batch)),
+                None => match wait(options.connect()) {
+                    Ok(conn) => {
+                        held.conn = Some(conn);
+                        wait(held.commit_batch(queued.batch))
+                    }
+                    Err(e) => Committed {
+                        res: Err(e),
+                        sent: Vec::new(),
+                    },
+                },
+            };
+            // Its caller may have gone meanwhile; what happened stands.
+            let _ = queued.done.send(committed);
+        }
+        drop(held);
+    }
+}
+
+/// Runs `fut` to its end on this thread (the committer's own, which has nothing else to do),
+/// parked until it can go on: polling would take a core from the requests on a small machine
+/// (on 2 cores, 16 writers beside 16 readers, ~4% fewer writes).
+fn wait<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    loop {
+        if let Some(out) = wait_here(fut.as_mut(), Duration::from_secs(1), Duration::ZERO) {
+            return out;
+        }
+    }
+}
+
 /// Runs `sql` (`ahead` statements, then the caller's) and collects what the caller's
 /// statement answered. Each statement ends with how many rows it changed (after its rows, if
 /// any), and SQLite's count for a `BEGIN` is the previous statement's, so the statements
@@ -392,14 +612,26 @@ impl Wake for Unpark {
 /// on its thread have had their turn.
 pub(super) async fn hot<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
-    if let Some(out) = wait_here(fut.as_mut(), HOT_FOR) {
+    if !COMMITTER.get()
+        && let Some(out) = wait_here(fut.as_mut(), HOT_FOR, SPIN_FOR)
+    {
         return out;
     }
     fut.await
 }
 
-/// Polls `fut` on this thread until it is ready or `budget` has passed.
-fn wait_here<F: Future>(mut fut: Pin<&mut F>, budget: Duration) -> Option<F::Output> {
+thread_local! {
+    /// Whether this thread is the committer's, which waits for its statements anyway.
+    static COMMITTER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Polls `fut` on this thread until it is ready or `budget` has passed, without parking the
+/// thread for the first `spin` of it.
+fn wait_here<F: Future>(
+    mut fut: Pin<&mut F>,
+    budget: Duration,
+    spin: Duration,
+) -> Option<F::Output> {
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     let until = Instant::now() + budget;
@@ -408,7 +640,7 @@ fn wait_here<F: Future>(mut fut: Pin<&mut F>, budget: Duration) -> Option<F::Out
             return Some(out);
         }
         match until.checked_duration_since(Instant::now()) {
-            Some(left) if budget.saturating_sub(left) < SPIN_FOR => std::hint::spin_loop(),
+            Some(left) if budget.saturating_sub(left) < spin => std::hint::spin_loop(),
             Some(left) if !left.is_zero() => std::thread::park_timeout(left),
             _ => return None,
         }
@@ -425,7 +657,7 @@ mod tests {
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || tx.send(7));
         let other = tokio::spawn(async { 1 });
-        let quick = wait_here(pin!(rx), Duration::from_secs(60));
+        let quick = wait_here(pin!(rx), Duration::from_secs(60), SPIN_FOR);
         assert_eq!(quick.map(Result::unwrap), Some(7));
         assert!(
             !other.is_finished(),
