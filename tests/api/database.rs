@@ -108,11 +108,9 @@ on_both_databases!(
     }
 );
 
-/// SQLite: while a transaction holds the writer, another write waits in line for it (and,
-/// past the acquire timeout, answers as unavailable: a 503), reads go on, and the readers
-/// themselves refuse to write.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_writes_wait_for_the_one_writer_while_reads_go_on() {
+/// An app on SQLite with two readers, a 300 ms acquire timeout and no embedded worker, and an
+/// empty table `queued (n)`.
+async fn queue_app() -> TestApp {
     let app = spawn_app(Backend::Sqlite, |s| {
         s.database_max_connections = 2;
         s.database_acquire_timeout_ms = 300;
@@ -120,10 +118,18 @@ async fn sqlite_writes_wait_for_the_one_writer_while_reads_go_on() {
     })
     .await
     .unwrap();
+    let create = sql(&app, "CREATE TABLE queued (n INTEGER NOT NULL)");
+    app.platform.db.execute_raw(create).await.unwrap();
+    app
+}
+
+/// SQLite: while a transaction holds the writer, another write waits in line for it (and,
+/// past the acquire timeout, answers as unavailable: a 503), reads go on, and the readers
+/// themselves refuse to write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writes_wait_for_the_one_writer_while_reads_go_on() {
+    let app = queue_app().await;
     let db = &app.platform.db;
-    db.execute_raw(sql(&app, "CREATE TABLE queued (n INTEGER NOT NULL)"))
-        .await
-        .unwrap();
     let held = begin_write(db).await.unwrap();
     held.execute_raw(sql(&app, "INSERT INTO queued (n) VALUES (1)"))
         .await
@@ -160,17 +166,8 @@ async fn sqlite_writes_wait_for_the_one_writer_while_reads_go_on() {
 /// sends what it deferred.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_transaction_takes_the_writer_with_its_first_statement() {
-    let app = spawn_app(Backend::Sqlite, |s| {
-        s.database_max_connections = 2;
-        s.database_acquire_timeout_ms = 300;
-        s.embedded_worker = false;
-    })
-    .await
-    .unwrap();
+    let app = queue_app().await;
     let db = &app.platform.db;
-    db.execute_raw(sql(&app, "CREATE TABLE queued (n INTEGER NOT NULL)"))
-        .await
-        .unwrap();
     let begun = begin_write(db).await.unwrap();
     begun
         .defer(sql(&app, "INSERT INTO queued (n) VALUES (1)"))
@@ -208,17 +205,8 @@ async fn sqlite_a_transaction_takes_the_writer_with_its_first_statement() {
 /// never committed afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_batches_of_deferred_writes_commit_in_line_and_one_given_up_never_commits() {
-    let app = spawn_app(Backend::Sqlite, |s| {
-        s.database_max_connections = 2;
-        s.database_acquire_timeout_ms = 300;
-        s.embedded_worker = false;
-    })
-    .await
-    .unwrap();
+    let app = queue_app().await;
     let db = &app.platform.db;
-    db.execute_raw(sql(&app, "CREATE TABLE queued (n INTEGER NOT NULL)"))
-        .await
-        .unwrap();
     let app = &app;
     let batch = |n: u32| async move {
         let txn = begin_write(db).await?;
@@ -414,6 +402,15 @@ fn insert_n(app: &TestApp, n: i64) -> Statement {
     app.platform.db.get_database_backend().build(&insert)
 }
 
+/// Whether `txn` fails when it defers a second `n = 2` and commits (at the defer on
+/// PostgreSQL, which runs it at once; at the commit on SQLite).
+async fn a_duplicate_fails_it(app: &TestApp, txn: tenantry_kernel::db::Txn) -> bool {
+    match txn.defer(insert_n(app, 2)).await {
+        Err(_) => true,
+        Ok(()) => txn.commit().await.is_err(),
+    }
+}
+
 /// A transaction's deferred writes (its audit entries and outbox events) run in order before
 /// its next statement, with their parameters apart from that statement's and their counts
 /// not in its count; a transaction of deferred writes alone commits them; a rollback, a
@@ -483,14 +480,10 @@ async fn deferred_writes_run_in_order_in_their_transaction_and_fail_it_when_they
     // A deferred write that fails (here a duplicate) fails its transaction, all of it.
     let txn = begin_write(db).await.unwrap();
     txn.execute_raw(insert_n(&app, 6)).await.unwrap();
-    let failed = match txn.defer(insert_n(&app, 2)).await {
-        Err(_) => {
-            drop(txn);
-            true
-        }
-        Ok(()) => txn.commit().await.is_err(),
-    };
-    assert!(failed, "the duplicate fails the transaction");
+    assert!(
+        a_duplicate_fails_it(&app, txn).await,
+        "the duplicate fails the transaction"
+    );
     assert_eq!(number(&app, sum).await, 125, "nothing of it is kept");
     let txn = begin_write(db).await.unwrap();
     txn.defer(insert_n(&app, 7)).await.unwrap();
@@ -499,14 +492,10 @@ async fn deferred_writes_run_in_order_in_their_transaction_and_fail_it_when_they
     // The same with nothing but deferred writes.
     let txn = begin_write(db).await.unwrap();
     txn.defer(insert_n(&app, 8)).await.unwrap();
-    let failed = match txn.defer(insert_n(&app, 2)).await {
-        Err(_) => {
-            drop(txn);
-            true
-        }
-        Ok(()) => txn.commit().await.is_err(),
-    };
-    assert!(failed, "the duplicate fails the transaction");
+    assert!(
+        a_duplicate_fails_it(&app, txn).await,
+        "the duplicate fails the transaction"
+    );
     let txn = begin_write(db).await.unwrap();
     txn.defer(insert_n(&app, 9)).await.unwrap();
     txn.commit().await.unwrap();
