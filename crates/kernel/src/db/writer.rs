@@ -175,13 +175,17 @@ impl Writer {
         let id = {
             let mut line = self.ready.line();
             if !line.started {
-                line.started = true;
                 let (ready, slot, options) =
                     (self.ready.clone(), self.slot.clone(), self.options.clone());
                 std::thread::Builder::new()
                     .name("tenantry-sqlite-committer".into())
-                    .spawn(move || commit_batches(&ready, &slot, &options, &runtime))
+                    .spawn(move || {
+                        // Should it ever stop (a panic), the next batch starts another.
+                        let _restart = Restart(&ready);
+                        commit_batches(&ready, &slot, &options, &runtime);
+                    })
                     .map_err(|e| DbErr::Custom(format!("SQLite's committer: {e}")))?;
+                line.started = true;
             }
             let id = line.next;
             line.next += 1;
@@ -503,6 +507,15 @@ impl InLine<'_> {
 impl Drop for InLine<'_> {
     fn drop(&mut self) {
         self.leave();
+    }
+}
+
+/// Marks the committer stopped when its thread ends.
+struct Restart<'a>(&'a Ready);
+
+impl Drop for Restart<'_> {
+    fn drop(&mut self) {
+        self.0.line().started = false;
     }
 }
 
