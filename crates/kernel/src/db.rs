@@ -62,7 +62,7 @@ pub type StatementCallback = Arc<dyn Fn(&sea_orm::metric::Info<'_>) + Send + Syn
 ///   time; with every pooled connection free to write, the rest wait in SQLite's busy
 ///   handler, which sleeps in growing steps and serves them in no order. Here a statement
 ///   that is not a `SELECT`, and every transaction, runs on the one connection the [`Db`]
-///   owns for writing ([`writer`]): writers wait in line for it, first come first served,
+///   owns for writing (`db/writer.rs`): writers wait in line for it, first come first served,
 ///   are handed it the moment it is free, and keep their thread while SQLite works for them.
 ///   Reads run on the other connections beside it (WAL), which refuse to write
 ///   (`query_only`), so a write that took the wrong way fails loudly instead of queueing in

@@ -1,4 +1,4 @@
-//! [`Txn`]: a transaction begun on a [`Db`](super::Db).
+//! [`Txn`]: a transaction begun on a [`Db`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +16,7 @@ use super::writer::{Batch, Held, Ran};
 use super::{Db, exec_err, query_err};
 
 /// A transaction on a [`Db`]: SeaORM's on PostgreSQL; on SQLite one on the writer the [`Db`]
-/// owns (see [`writer`](super::writer)). Committed with [`Txn::commit`]; rolled back when
+/// owns (see the notes of `db/writer.rs`). Committed with [`Txn::commit`]; rolled back when
 /// dropped otherwise. [`TransactionTrait::begin`] on it opens a savepoint.
 pub struct Txn(Kind);
 
@@ -86,7 +86,8 @@ impl OnWriter {
         }))
     }
 
-    /// Commits a transaction of deferred writes alone (see [`Writer::commit`](super::writer::Writer::commit)).
+    /// Commits a transaction of deferred writes alone (see
+    /// [`Writer::commit`](super::writer::Writer::commit)).
     async fn commit_batch(&self, batch: Batch) -> Result<(), DbErr> {
         let Some(writer) = &self.db.0.sqlite_writer else {
             unreachable!("a transaction on the writer is on SQLite");
