@@ -5,7 +5,7 @@
 //! migration), so not even a bug in Tenantry can rewrite history. Queries and export arrive
 //! later; this crate owns only the write path for now.
 
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QueryTrait, Set};
+use sea_orm::{DbErr, Set};
 use tenantry_kernel::db::Txn;
 use tenantry_kernel::{AuditEntry, AuditSink};
 
@@ -34,7 +34,6 @@ impl AuditSink for SeaAuditSink {
             new_values: Set(entry.new_values),
         };
         // An append nothing reads back: sent with the transaction's next statement.
-        let insert = entity::Entity::insert(row).build(txn.get_database_backend());
-        txn.defer(insert).await
+        txn.defer_insert(row).await
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::Expr;
-use sea_orm::{QueryOrder, QuerySelect, QueryTrait, Set};
+use sea_orm::{QueryOrder, QuerySelect, Set};
 use tenantry_kernel::Event;
 use tenantry_kernel::db::{Db, Txn};
 use tokio::sync::Notify;
@@ -93,8 +93,7 @@ impl tenantry_kernel::Outbox for SqlOutbox {
             dispatched_at: Set(None),
         };
         // An append nothing reads back: sent with the transaction's next statement.
-        let insert = entity::Entity::insert(row).build(txn.get_database_backend());
-        txn.defer(insert).await
+        txn.defer_insert(row).await
     }
 
     fn wake(&self) {

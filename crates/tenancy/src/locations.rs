@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SubsecRound as _, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Set,
+    QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -410,8 +410,7 @@ impl LocationService for SeaTenancy {
         // Every value is known here, so nothing is read back: the row goes with the audit
         // entry and the commit (one round trip on SQLite's writer), and a taken code is
         // refused there (on PostgreSQL, here).
-        let insert = location::Entity::insert(row.clone().into_active_model());
-        txn.defer(insert.build(txn.get_database_backend()))
+        txn.defer_insert(row.clone().into_active_model())
             .await
             .map_err(code_taken)?;
         self.audit

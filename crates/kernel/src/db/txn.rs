@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, ExecResult,
-    IsolationLevel, QueryResult, Statement, TransactionError, TransactionOptions,
-    TransactionSession, TransactionTrait,
+    AccessMode, ActiveModelTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr,
+    EntityTrait, ExecResult, IsolationLevel, QueryResult, QueryTrait, Statement, TransactionError,
+    TransactionOptions, TransactionSession, TransactionTrait,
 };
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
-use super::writer::{Batch, Held, Ran};
+use super::writer::{Batch, Held, Ran, Writer};
 use super::{Db, exec_err, query_err};
 
 /// A transaction on a [`Db`]: SeaORM's on PostgreSQL; on SQLite one on the writer the [`Db`]
@@ -66,14 +66,19 @@ impl Drop for OnWriter {
 }
 
 impl OnWriter {
+    /// SQLite's writer, which this transaction is on.
+    fn writer(&self) -> &Writer {
+        let Some(writer) = &self.db.0.sqlite_writer else {
+            unreachable!("a transaction on the writer is on SQLite");
+        };
+        writer
+    }
+
     /// The writer, taken in line if the transaction has not taken it yet.
     async fn held(&self) -> Result<MappedMutexGuard<'_, Held>, DbErr> {
         let mut lent = self.lent.lock().await;
         if let Lent::NotYet { mode, deferred } = &mut *lent {
-            let Some(writer) = &self.db.0.sqlite_writer else {
-                unreachable!("a transaction on the writer is on SQLite");
-            };
-            let mut held = writer.take().await?;
+            let mut held = self.writer().take().await?;
             held.begin(*mode);
             for stmt in std::mem::take(deferred) {
                 held.defer(stmt);
@@ -86,14 +91,10 @@ impl OnWriter {
         }))
     }
 
-    /// Commits a transaction of deferred writes alone (see
-    /// [`Writer::commit`](super::writer::Writer::commit)).
+    /// Commits a transaction of deferred writes alone (see [`Writer::commit`]).
     async fn commit_batch(&self, batch: Batch) -> Result<(), DbErr> {
-        let Some(writer) = &self.db.0.sqlite_writer else {
-            unreachable!("a transaction on the writer is on SQLite");
-        };
         let started = self.db.0.on_statement.is_some().then(Instant::now);
-        let committed = writer.commit(batch).await?;
+        let committed = self.writer().commit(batch).await?;
         self.db
             .heard_all(&committed.sent, started, committed.res.is_err());
         committed.res.map_err(exec_err)
@@ -151,6 +152,16 @@ impl Txn {
                 Ok(())
             }
         }
+    }
+
+    /// Inserts `row` in this transaction as a deferred write (see [`Txn::defer`]): for rows
+    /// whose every value the caller knows, so that nothing needs reading back.
+    pub async fn defer_insert<A>(&self, row: A) -> Result<(), DbErr>
+    where
+        A: ActiveModelTrait + Send,
+    {
+        let insert = <A::Entity as EntityTrait>::insert(row).build(self.get_database_backend());
+        self.defer(insert).await
     }
 
     /// Commits the transaction (or releases the savepoint).

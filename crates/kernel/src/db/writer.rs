@@ -1,10 +1,10 @@
 //! SQLite's one writer: a connection the [`Db`](super::Db) owns, which every write queues for.
 //!
 //! SQLite has one writer at a time, so the time a write holds it is every other writer's
-//! wait. Two things kept it held far longer than SQLite worked (16 clients creating locations
+//! wait. What kept it held far longer than SQLite worked (16 clients creating locations
 //! beside 16 listing them, on 2 cores: 1.5 ms per write, 0.35 ms with no readers):
 //!
-//! - **The hand-over.** A pooled connection goes back to its pool on a task of its own, which
+//! - **The return to the pool.** A pooled connection goes back to its pool on a task of its own, which
 //!   pings it (a round trip to its thread) before the next writer may have it; each of those
 //!   steps waited behind every request queued on the same worker thread. Here the next writer
 //!   in line is handed the connection the moment the one before lets go, without a ping.
@@ -19,7 +19,7 @@
 //!   `BEGIN` goes with that statement, and the writes it defers (see
 //!   [`Txn::defer`](super::Txn::defer)) go with the next: creating a location (its row and
 //!   its audit entry) is one round trip, `BEGIN IMMEDIATE; INSERT …; INSERT …; COMMIT`.
-//! - **Hand-overs.** The writer handed to the next task in line is idle until that task's
+//! - **Hand-overs between tasks.** The writer handed to the next task in line is idle until that task's
 //!   thread gets to it, behind the other requests there. A transaction whose statements were
 //!   all deferred needs no answer until its end, so it is committed by the committer, a
 //!   thread of the writer's own ([`Writer::commit`]): it takes the writer in line like any
@@ -118,8 +118,8 @@ impl Drop for Writer {
 ///
 /// Transactions are begun, committed and rolled back here, not by the driver's transaction
 /// manager: a transaction's `BEGIN` is not sent on its own but ahead of its first statement
-/// (`BEGIN IMMEDIATE; INSERT …`, one round trip instead of two), and one that ends before any
-/// statement sends nothing at all. Writes deferred by the transaction (its audit entry, its
+/// (`BEGIN IMMEDIATE; INSERT …`, one round trip instead of two); one that ends before any
+/// statement never takes the writer (see [`Txn`](super::Txn)). Writes deferred by the transaction (its audit entry, its
 /// outbox events: see [`Txn::defer`](super::Txn::defer)) go the same way, ahead of its next
 /// statement or of its `COMMIT`.
 #[derive(Default)]
@@ -215,10 +215,7 @@ impl Writer {
             .await
             .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?;
         let mut held = Held(Some(guard));
-        if held.conn.is_none() {
-            let conn = self.options.connect().await.map_err(super::acquire_err)?;
-            held.conn = Some(conn);
-        }
+        held.open(&self.options).await.map_err(super::acquire_err)?;
         Ok(held)
     }
 }
@@ -262,11 +259,7 @@ impl Drop for Held {
         // writing. Without a runtime to run it, closing the connection rolls it back.
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(async move {
-                    slot.abandoned = false;
-                    // Refused when the transaction never began (its `BEGIN` failed).
-                    let _ = slot.execute_unprepared("ROLLBACK").await;
-                });
+                runtime.spawn(async move { slot.settle().await });
             }
             Err(_) => *slot = Slot::default(),
         }
@@ -377,12 +370,26 @@ impl Slot {
         }
         let res = self.end(1, true).await;
         let sent = std::mem::take(&mut self.sent_ahead);
+        self.settle().await;
+        Committed { res, sent }
+    }
+
+    /// Opens the connection if there is none (the first write, or one after a failure that
+    /// closed it).
+    async fn open(&mut self, options: &SqliteConnectOptions) -> Result<(), sqlx::Error> {
+        if self.conn.is_none() {
+            self.conn = Some(options.connect().await?);
+        }
+        Ok(())
+    }
+
+    /// Rolls back the transaction left open, if one was (see `abandoned`).
+    async fn settle(&mut self) {
         if self.abandoned {
             self.abandoned = false;
             // Refused when the transaction never began (its `BEGIN` failed).
             let _ = self.execute_unprepared("ROLLBACK").await;
         }
-        Committed { res, sent }
     }
 
     /// Begins a transaction (`BEGIN`, then `mode` if given: `IMMEDIATE`…), sent with its
@@ -437,13 +444,6 @@ impl Slot {
             };
             self.execute_unprepared(&end).await?;
             self.depth -= 1;
-            return Ok(());
-        }
-        let to_keep = commit && !self.deferred.is_empty();
-        if !self.begun && !to_keep {
-            // Nothing was sent, and nothing is to be kept: nothing to end.
-            self.clear_prefix();
-            self.depth = 0;
             return Ok(());
         }
         if !commit {
@@ -548,17 +548,11 @@ fn commit_batches(
             let Some(queued) = ready.line().batches.pop_front() else {
                 break;
             };
-            let committed = match &held.conn {
-                Some(_) => wait(held.commit_batch(queued.batch)),
-                None => match wait(options.connect()) {
-                    Ok(conn) => {
-                        held.conn = Some(conn);
-                        wait(held.commit_batch(queued.batch))
-                    }
-                    Err(e) => Committed {
-                        res: Err(e),
-                        sent: Vec::new(),
-                    },
+            let committed = match wait(held.open(options)) {
+                Ok(()) => wait(held.commit_batch(queued.batch)),
+                Err(e) => Committed {
+                    res: Err(e),
+                    sent: Vec::new(),
                 },
             };
             // Its caller may have gone meanwhile; what happened stands.
