@@ -108,6 +108,86 @@ on_both_databases!(
     }
 );
 
+/// PostgreSQL: each thread's statements run on a connection that thread took from the pool
+/// (whose socket its own runtime serves), not on whichever finished last. Two threads, each a
+/// runtime of its own as each HTTP worker is, first take connections at once, then take turns
+/// with one statement each: every turn finds its own thread's connection. Before, the one
+/// the other thread had just used served both, and as that thread sat waiting for its turn
+/// (its runtime not running), the statement never heard its reply.
+async fn each_thread_runs_its_statements_on_a_connection_it_took(app: TestApp) {
+    let db = app.platform.db.clone();
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return;
+    }
+    let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let turn = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|me| {
+            let (db, start, turn) = (db.clone(), start.clone(), turn.clone());
+            let stmt = |sql: &str| Statement::from_string(DatabaseBackend::Postgres, sql);
+            let (sleep, pid) = (
+                stmt("SELECT pg_sleep(0.1)"),
+                stmt("SELECT pg_backend_pid() AS pid"),
+            );
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                start.wait();
+                rt.block_on(async {
+                    let sleeps = (0..3).map(|_| db.execute_raw(sleep.clone()));
+                    for done in futures::future::join_all(sleeps).await {
+                        done.unwrap();
+                    }
+                });
+                let mut pids = Vec::new();
+                for _ in 0..10 {
+                    for whose in 0..2 {
+                        turn.wait();
+                        if whose == me {
+                            let asked = db.query_one_raw(pid.clone());
+                            let row = rt.block_on(async {
+                                tokio::time::timeout(Duration::from_secs(3), asked).await
+                            });
+                            pids.push(row.ok().map(|row| {
+                                row.unwrap().unwrap().try_get::<i32>("", "pid").unwrap()
+                            }));
+                        }
+                    }
+                }
+                pids
+            })
+        })
+        .collect();
+    let mut pids = Vec::new();
+    for thread in threads {
+        pids.push(
+            tokio::task::spawn_blocking(move || thread.join().unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    // None: the statement had no answer within 3 s.
+    for (thread, mine) in pids.iter().enumerate() {
+        assert!(
+            mine[0].is_some() && mine.iter().all(|p| *p == mine[0]),
+            "thread {thread} kept one connection: {mine:?}"
+        );
+    }
+    assert_ne!(
+        pids[0][0], pids[1][0],
+        "each thread had a connection of its own: {pids:?}"
+    );
+}
+on_both_databases!(
+    each_thread_runs_its_statements_on_a_connection_it_took,
+    settings = |s| {
+        s.database_max_connections = 8;
+        s.embedded_worker = false;
+    }
+);
+
 /// An app on SQLite with two readers, a 300 ms acquire timeout and no embedded worker, and an
 /// empty table `queued (n)`.
 async fn queue_app() -> TestApp {
