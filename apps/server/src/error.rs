@@ -1,7 +1,9 @@
 //! The one place where every error becomes an RFC 9457 problem+json response.
 //!
-//! Domain errors map to a status and a stable `code`; unexpected ones are logged with their
-//! cause chain and answered with a bare 500 carrying only the request id.
+//! Every domain error describes itself ([`DomainError`]: a kind, a stable `code`, its detail
+//! and extension members); one conversion turns any of them into a problem, the kind deciding
+//! the status. Unexpected ones are logged with their cause chain and answered with a bare 500
+//! carrying only the request id.
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -10,9 +12,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use tenantry_identity::IdentityError;
-use tenantry_kernel::{FieldError, ValidationErrors};
-use tenantry_tenancy::TenancyError;
+use serde_json::{Map, Value};
+use tenantry_kernel::{Described, DomainError, ErrorKind, FieldError};
 use utoipa::ToSchema;
 
 use crate::request_id;
@@ -39,15 +40,15 @@ pub struct Problem {
     /// Field-level errors (422).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProblemField>,
-    /// Tenants to choose from (`tenant_selection_required`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tenants: Option<Vec<TenantChoice>>,
-    /// Addresses an invite call skipped, when it skipped them all.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<Vec<crate::routes::invitations::SkippedAddress>>,
     /// The request id, to quote when reporting a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Members of this problem type beyond the standard ones: the tenants to choose from
+    /// (`tenant_selection_required`: `tenants`, each `id` and `name`), the addresses an
+    /// invite call skipped when it skipped them all (`skipped`, each `email` and `code`).
+    #[serde(flatten)]
+    #[schema(additional_properties)]
+    pub extensions: Map<String, Value>,
 }
 
 /// One invalid field.
@@ -59,15 +60,6 @@ pub struct ProblemField {
     pub code: String,
     /// A sentence for people.
     pub message: String,
-}
-
-/// A tenant a user may sign in to.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct TenantChoice {
-    /// Tenant id.
-    pub id: uuid::Uuid,
-    /// Tenant name.
-    pub name: String,
 }
 
 /// An error on its way to becoming a problem response (boxed: errors travel through every
@@ -82,8 +74,7 @@ struct Parts {
     title: &'static str,
     detail: Option<String>,
     errors: Vec<ProblemField>,
-    tenants: Option<Vec<TenantChoice>>,
-    skipped: Option<Vec<crate::routes::invitations::SkippedAddress>>,
+    extensions: Map<String, Value>,
     headers: Vec<(header::HeaderName, String)>,
 }
 
@@ -103,8 +94,7 @@ impl ApiError {
             title,
             detail: None,
             errors: Vec::new(),
-            tenants: None,
-            skipped: None,
+            extensions: Map::new(),
             headers: Vec::new(),
         }))
     }
@@ -173,19 +163,90 @@ impl ApiError {
     /// A 500 that reveals nothing; the cause is logged here.
     #[must_use]
     pub fn internal(cause: &dyn std::error::Error) -> Self {
-        let mut chain = cause.to_string();
-        let mut source = cause.source();
-        while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            source = s.source();
-        }
-        tracing::error!(error = %chain, "unexpected error");
+        tracing::error!(error = %chain(cause), "unexpected error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
             "Internal server error",
         )
+    }
+
+    /// The problem a failure describes: its kind's status (401s with a challenge where no
+    /// usable credentials came), its code, title, detail, fields and extension members, and
+    /// `Retry-After` and the rate-limit headers where it has them. An internal failure's cause
+    /// is logged, an unavailable one's too, and neither is shown.
+    #[must_use]
+    pub fn described(d: Described<'_>) -> Self {
+        if d.kind == ErrorKind::Internal {
+            return match d.cause {
+                Some(cause) => Self::internal(cause),
+                None => Self::internal(&std::io::Error::other(d.code)),
+            };
+        }
+        if let (ErrorKind::Unavailable, Some(cause)) = (d.kind, d.cause) {
+            tracing::warn!(error = %chain(cause), code = d.code, "unavailable; answering 503");
+        }
+        let mut e = Self::new(status_of(d.kind), d.code, d.title);
+        e.0.detail = d.detail;
+        e.0.errors = d.fields.iter().cloned().map(ProblemField::from).collect();
+        e.0.extensions = d.extensions;
+        if d.kind == ErrorKind::Unauthenticated {
+            e = e.header(
+                header::WWW_AUTHENTICATE,
+                "Bearer realm=\"tenantry\", error=\"invalid_token\"",
+            );
+        }
+        if let Some(secs) = d.retry_after {
+            e = e.header(header::RETRY_AFTER, secs.to_string());
+        }
+        if let Some(t) = d.throttled {
+            for (name, value) in crate::ratelimit::headers(tenantry_platform::ratelimit::Decision {
+                allowed: false,
+                limit: t.limit,
+                remaining: 0,
+                reset_secs: t.reset_secs,
+                retry_after_secs: t.retry_after_secs,
+            }) {
+                e = e.header(name, value);
+            }
+        }
+        e
+    }
+}
+
+/// The status every failure of `kind` is answered with.
+fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated | ErrorKind::AuthenticationFailed => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Gone => StatusCode::GONE,
+        ErrorKind::StaleVersion => StatusCode::PRECONDITION_FAILED,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `cause` and its sources, joined by colons.
+fn chain(cause: &dyn std::error::Error) -> String {
+    let mut chain = cause.to_string();
+    let mut source = cause.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
+}
+
+/// Any domain error, answered as it describes itself.
+impl<E: DomainError> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        Self::described(e.describe())
     }
 }
 
@@ -223,9 +284,8 @@ impl ResponseError for ApiError {
                     message: e.message.clone(),
                 })
                 .collect(),
-            tenants: self.0.tenants.clone(),
-            skipped: self.0.skipped.clone(),
             request_id: request_id::current(),
+            extensions: self.0.extensions.clone(),
         };
         let mut res = HttpResponse::build(self.0.status);
         res.content_type("application/problem+json");
@@ -307,346 +367,14 @@ impl From<FieldError> for ProblemField {
     }
 }
 
-impl From<ValidationErrors> for ApiError {
-    fn from(e: ValidationErrors) -> Self {
-        ApiError::validation(e.0.into_iter().map(ProblemField::from).collect())
-    }
-}
-
-impl From<sea_orm::DbErr> for ApiError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        ApiError::database(&e)
-    }
-}
-
 impl ApiError {
     /// A database failure: 503 with `Retry-After` when the database is only busy (no
-    /// connection in time, SQLite's writer taken), else a 500. Every domain error that
-    /// carries a database error is rendered through here.
+    /// connection in time, SQLite's writer taken), else a 500.
     #[must_use]
     pub fn database(e: &sea_orm::DbErr) -> Self {
-        if tenantry_kernel::db::is_unavailable(e) {
-            tracing::warn!(error = %e, "database busy; answering 503");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database_busy",
-                "Service busy",
-            )
-            .detail("the database is busy; retry shortly")
-            .header(header::RETRY_AFTER, "1")
-        } else {
-            ApiError::internal(e)
-        }
+        Self::described(e.describe())
     }
 }
 
-impl From<TenancyError> for ApiError {
-    fn from(e: TenancyError) -> Self {
-        match e {
-            TenancyError::NotFound => ApiError::not_found().detail("tenant not found"),
-            TenancyError::Forbidden(denied) => forbidden(&denied),
-            TenancyError::StaleVersion(_) => ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "stale_version",
-                "Resource changed",
-            )
-            .detail("the resource was changed since the version in If-Match; fetch it again"),
-            TenancyError::AlreadyMember => {
-                ApiError::new(StatusCode::CONFLICT, "already_member", "Conflict")
-                    .detail("the user already belongs to the tenant")
-            }
-            TenancyError::MemberNotFound => ApiError::not_found().detail("member not found"),
-            TenancyError::LocationNotFound => ApiError::not_found().detail("location not found"),
-            TenancyError::LastOwner => {
-                ApiError::new(StatusCode::CONFLICT, "last_owner", "Conflict").detail(
-                    "the tenant must keep at least one active owner; make someone else an \
-                     owner first",
-                )
-            }
-            TenancyError::RoleNotManageable(role) => {
-                ApiError::new(StatusCode::FORBIDDEN, "role_not_grantable", "Forbidden")
-                    .detail(format!("the role {} ranks above your own", role.as_str()))
-            }
-            TenancyError::SelfTarget(action) => {
-                ApiError::new(StatusCode::CONFLICT, "cannot_target_self", "Conflict")
-                    .detail(format!("you cannot {action} yourself"))
-            }
-            TenancyError::OwnerOnly(action) => {
-                ApiError::new(StatusCode::FORBIDDEN, "owner_only", "Forbidden")
-                    .detail(format!("only an owner may {action}"))
-            }
-            TenancyError::MemberDeactivated => {
-                ApiError::new(StatusCode::CONFLICT, "member_deactivated", "Conflict")
-                    .detail("the member is deactivated; reactivate them first")
-            }
-            TenancyError::MemberAlready(state) => {
-                ApiError::new(StatusCode::CONFLICT, "member_state_unchanged", "Conflict")
-                    .detail(format!("the member is already {state}"))
-            }
-            TenancyError::SeatLimitReached { limit, used } => {
-                ApiError::new(StatusCode::CONFLICT, "seat_limit_reached", "Conflict").detail(
-                    format!("the tenant has {limit} seats and {used} active members"),
-                )
-            }
-            TenancyError::NotLocationMember => {
-                ApiError::new(StatusCode::FORBIDDEN, "not_a_location_member", "Forbidden")
-                    .detail("you are not a member of that location")
-            }
-            TenancyError::LocationCodeTaken => {
-                ApiError::new(StatusCode::CONFLICT, "location_code_taken", "Conflict")
-                    .detail("another location of the tenant has this code")
-            }
-            TenancyError::RoleNotFound => ApiError::not_found().detail("role not found"),
-            TenancyError::RoleKeyTaken => {
-                ApiError::new(StatusCode::CONFLICT, "role_key_taken", "Conflict")
-                    .detail("the tenant has a role with this key")
-            }
-            TenancyError::SystemRoleImmutable => {
-                ApiError::new(StatusCode::CONFLICT, "system_role_immutable", "Conflict")
-                    .detail("system roles cannot be changed or deleted; define a custom role")
-            }
-            TenancyError::RoleLimitReached(limit) => {
-                ApiError::new(StatusCode::CONFLICT, "role_limit_reached", "Conflict")
-                    .detail(format!("a tenant may define at most {limit} custom roles"))
-            }
-            TenancyError::PermissionsNotHeld(missing) => {
-                let names: Vec<_> = missing.iter().map(|p| p.as_str()).collect();
-                ApiError::new(StatusCode::FORBIDDEN, "permission_not_held", "Forbidden").detail(
-                    format!(
-                        "you cannot hand out permissions you do not hold: {}",
-                        names.join(", ")
-                    ),
-                )
-            }
-            TenancyError::RoleAlreadyGranted => {
-                ApiError::new(StatusCode::CONFLICT, "role_already_granted", "Conflict")
-                    .detail("the member holds this role there already")
-            }
-            TenancyError::GrantNotFound => {
-                ApiError::not_found().detail("the member does not hold this role there")
-            }
-            TenancyError::SystemRoleRequired => {
-                ApiError::new(StatusCode::CONFLICT, "system_role_required", "Conflict").detail(
-                    "a member keeps one system role tenant-wide; grant another system role to \
-                     replace it",
-                )
-            }
-            TenancyError::NotOnLocation => {
-                ApiError::new(StatusCode::CONFLICT, "not_on_location", "Conflict")
-                    .detail("the member does not work at this location; add them to it first")
-            }
-            TenancyError::OwnerIsTenantWide => {
-                ApiError::new(StatusCode::CONFLICT, "owner_is_tenant_wide", "Conflict")
-                    .detail("the owner role is held tenant-wide, never at a location")
-            }
-            TenancyError::Invalid(v) => v.into(),
-            TenancyError::Database(db) => ApiError::database(&db),
-        }
-    }
-}
-
-fn forbidden(denied: &tenantry_kernel::AccessDenied) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden").detail(denied.to_string())
-}
-
-impl From<IdentityError> for ApiError {
-    fn from(e: IdentityError) -> Self {
-        use IdentityError as E;
-        let conflict = |code, detail: &str| {
-            ApiError::new(StatusCode::CONFLICT, code, "Conflict").detail(detail)
-        };
-        match e {
-            E::Invalid(v) => v.into(),
-            E::EmailTaken => conflict("email_taken", "an account with this email already exists"),
-            E::InvalidCredentials => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "Authentication failed",
-            )
-            .detail("invalid email or password"),
-            E::InvalidAccessToken => {
-                ApiError::unauthenticated("invalid_token", "the access token is invalid or expired")
-            }
-            E::SessionEnded => {
-                ApiError::unauthenticated("session_ended", "the session has ended; sign in again")
-            }
-            E::InvalidRefreshToken => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_refresh_token",
-                "Authentication failed",
-            )
-            .detail("the refresh token is invalid or expired"),
-            E::RefreshTokenReused => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "refresh_token_reused",
-                "Authentication failed",
-            )
-            .detail("this refresh token was already used; the session has been revoked"),
-            E::TenantSelectionRequired(tenants) => {
-                let mut err = conflict(
-                    "tenant_selection_required",
-                    "the account belongs to several tenants; repeat with tenant_id",
-                );
-                err.0.tenants = Some(
-                    tenants
-                        .into_iter()
-                        .map(|(id, name)| TenantChoice { id: id.0, name })
-                        .collect(),
-                );
-                err
-            }
-            E::NotAMember => ApiError::new(StatusCode::FORBIDDEN, "not_a_member", "Forbidden")
-                .detail("not a member of that tenant"),
-            E::NetworkChanged => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "session_network_changed",
-                "Authentication failed",
-            )
-            .detail(
-                "this session's refresh tokens work only from the network it was opened from; \
-                 the session has ended, sign in again",
-            ),
-            E::TenantSuspended => {
-                ApiError::new(StatusCode::FORBIDDEN, "tenant_suspended", "Forbidden")
-                    .detail("the tenant is suspended; contact its owner or the operator")
-            }
-            E::MembershipDeactivated => {
-                ApiError::new(StatusCode::FORBIDDEN, "membership_deactivated", "Forbidden")
-                    .detail("your access to this tenant was deactivated by its administrators")
-            }
-            E::InvalidToken(kind) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", "Invalid token")
-                    .detail(format!("the {kind} token is not valid"))
-            }
-            E::TokenExpired(kind) => {
-                ApiError::new(StatusCode::GONE, "token_expired", "Token expired")
-                    .detail(format!("the {kind} link has expired; request a new one"))
-            }
-            E::TokenUsed(kind) => {
-                conflict("token_used", &format!("the {kind} link was already used"))
-            }
-            E::UserNotFound => ApiError::not_found().detail("user not found"),
-            E::SessionNotFound => ApiError::not_found().detail("session not found"),
-            E::WrongPassword => ApiError::new(StatusCode::FORBIDDEN, "wrong_password", "Forbidden")
-                .detail("the current password is wrong"),
-            E::AlreadyVerified => {
-                conflict("already_verified", "the email address is already verified")
-            }
-            E::Forbidden(denied) => forbidden(&denied),
-            E::UserOnly => ApiError::new(StatusCode::FORBIDDEN, "user_only", "Forbidden")
-                .detail("this endpoint acts for a signed-in user; an API key cannot call it"),
-            E::MfaNotEnabled => conflict(
-                "mfa_not_enabled",
-                "the account has no confirmed second factor",
-            ),
-            E::MfaAlreadyEnabled => conflict(
-                "mfa_already_enabled",
-                "the account has a confirmed second factor; disable it first",
-            ),
-            E::InvalidMfaProof => {
-                ApiError::new(StatusCode::FORBIDDEN, "invalid_mfa_proof", "Forbidden")
-                    .detail("the code or password is wrong, or the code was already used")
-            }
-            E::MfaCodeRejected => ApiError::unauthenticated(
-                "invalid_mfa_code",
-                "the code or backup code is wrong, or was already used",
-            ),
-            E::InvalidMfaToken => ApiError::unauthenticated(
-                "invalid_mfa_token",
-                "the sign-in challenge is invalid, used, expired or out of attempts; sign in again",
-            ),
-            E::ApiKeyNotFound => ApiError::not_found().detail("API key not found"),
-            E::ApiKeyRevoked => {
-                ApiError::unauthenticated("api_key_revoked", "the API key was revoked")
-            }
-            E::ApiKeyExpired => {
-                ApiError::unauthenticated("api_key_expired", "the API key has expired")
-            }
-            E::ApiKeyNotActive(state) => {
-                ApiError::new(StatusCode::CONFLICT, "api_key_not_active", "Conflict")
-                    .detail(format!("the API key is {state}; make a new one"))
-            }
-            E::RoleNotGrantable(role) => {
-                ApiError::new(StatusCode::FORBIDDEN, "role_not_grantable", "Forbidden")
-                    .detail(format!("the role {} ranks above your own", role.as_str()))
-            }
-            E::SeatLimitReached {
-                limit,
-                used,
-                requested,
-            } => conflict(
-                "seat_limit_reached",
-                &format!(
-                    "the tenant has {limit} seats; {used} are taken by members and pending \
-                     invitations, and {requested} more were asked for"
-                ),
-            ),
-            E::NothingInvited(skipped) => {
-                let first = skipped.first().map(|(_, r)| *r);
-                let code = match first {
-                    Some(r) if skipped.iter().all(|(_, s)| *s == r) => r.code(),
-                    _ => "invitation_conflict",
-                };
-                let mut err = conflict(code, "no address could be invited; see `skipped`");
-                err.0.skipped = Some(
-                    skipped
-                        .into_iter()
-                        .map(
-                            |(email, reason)| crate::routes::invitations::SkippedAddress {
-                                email,
-                                code: reason.code(),
-                            },
-                        )
-                        .collect(),
-                );
-                err
-            }
-            E::InvitationNotFound => ApiError::not_found().detail("invitation not found"),
-            E::InvitationNotPending(status) => conflict(
-                "invitation_not_pending",
-                &format!("the invitation is {status}"),
-            ),
-            E::InvitationRevoked => {
-                ApiError::new(StatusCode::GONE, "invitation_revoked", "Invitation revoked")
-                    .detail("the invitation was withdrawn; ask for a new one")
-            }
-            E::ResendTooSoon(secs) => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "resend_too_soon",
-                "Too many requests",
-            )
-            .detail("an email for this invitation went out moments ago")
-            .header(header::RETRY_AFTER, secs.to_string()),
-            E::AccountDisabled => {
-                ApiError::new(StatusCode::FORBIDDEN, "account_disabled", "Forbidden")
-                    .detail("the account using this address is disabled")
-            }
-            E::AlreadyMember => conflict(
-                "already_member",
-                "the account already belongs to the tenant",
-            ),
-            E::TooManyAttempts(t) => {
-                crate::ratelimit::refused(tenantry_platform::ratelimit::Decision {
-                    allowed: false,
-                    limit: t.limit,
-                    remaining: 0,
-                    reset_secs: t.reset_secs,
-                    retry_after_secs: t.retry_after_secs,
-                })
-            }
-            E::Overloaded => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "Service busy",
-            )
-            .detail("too many sign-ins at once; retry shortly")
-            .header(header::RETRY_AFTER, "1"),
-            E::Tenancy(t) => t.into(),
-            E::Database(db) => ApiError::database(&db),
-            E::Unexpected(err) => match err.downcast_ref::<sea_orm::DbErr>() {
-                Some(db) => ApiError::database(db),
-                None => ApiError::internal(err.as_ref()),
-            },
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -89,7 +89,7 @@ use crate::routes::{
         mfa::regenerate,
         mfa::verify,
     ),
-    components(schemas(crate::error::Problem, crate::error::ProblemField, crate::error::TenantChoice)),
+    components(schemas(crate::error::Problem, crate::error::ProblemField)),
     modifiers(&BearerAuth, &RateLimited, &DatabaseBusy),
     tags(
         (name = "health", description = "Liveness and readiness"),

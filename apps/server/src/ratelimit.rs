@@ -17,7 +17,7 @@ const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
-fn headers(d: Decision) -> [(HeaderName, String); 3] {
+pub(crate) fn headers(d: Decision) -> [(HeaderName, String); 3] {
     [
         (LIMIT, d.limit.to_string()),
         (REMAINING, d.remaining.to_string()),

@@ -1,7 +1,9 @@
-//! What identity commands can fail with. The server maps each variant, in one place, to a
-//! problem+json status and code.
+//! What identity commands can fail with; each variant says how it is answered
+//! ([`DomainError`]).
 
-use tenantry_kernel::{AccessDenied, Role, TenantId, ValidationErrors};
+use tenantry_kernel::{
+    AccessDenied, Described, DomainError, ErrorKind, Role, TenantId, ValidationErrors,
+};
 use tenantry_tenancy::TenancyError;
 
 use crate::invitations::SkipReason;
@@ -190,5 +192,143 @@ impl From<tenantry_kernel::crypto::RandomError> for IdentityError {
 impl From<jsonwebtoken::errors::Error> for IdentityError {
     fn from(e: jsonwebtoken::errors::Error) -> Self {
         IdentityError::Unexpected(e.into())
+    }
+}
+
+impl DomainError for IdentityError {
+    fn describe(&self) -> Described<'_> {
+        use ErrorKind::{
+            AuthenticationFailed, BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests,
+            Unauthenticated, Unavailable,
+        };
+        let it = Described::new;
+        match self {
+            Self::Invalid(v) => v.describe(),
+            Self::EmailTaken => {
+                it(Conflict, "email_taken").detail("an account with this email already exists")
+            }
+            Self::InvalidCredentials => {
+                it(AuthenticationFailed, "invalid_credentials").detail("invalid email or password")
+            }
+            Self::InvalidAccessToken => it(Unauthenticated, "invalid_token")
+                .detail("the access token is invalid or expired"),
+            Self::SessionEnded => {
+                it(Unauthenticated, "session_ended").detail("the session has ended; sign in again")
+            }
+            Self::InvalidRefreshToken => it(AuthenticationFailed, "invalid_refresh_token")
+                .detail("the refresh token is invalid or expired"),
+            Self::RefreshTokenReused => it(AuthenticationFailed, "refresh_token_reused")
+                .detail("this refresh token was already used; the session has been revoked"),
+            Self::TenantSelectionRequired(tenants) => {
+                let choices = tenants
+                    .iter()
+                    .map(|(id, name)| serde_json::json!({ "id": id.0, "name": name }))
+                    .collect();
+                it(Conflict, "tenant_selection_required")
+                    .detail("the account belongs to several tenants; repeat with tenant_id")
+                    .extension("tenants", serde_json::Value::Array(choices))
+            }
+            Self::NotAMember => it(Forbidden, "not_a_member").detail("not a member of that tenant"),
+            Self::NetworkChanged => it(AuthenticationFailed, "session_network_changed").detail(
+                "this session's refresh tokens work only from the network it was opened from; \
+                 the session has ended, sign in again",
+            ),
+            Self::TenantSuspended => it(Forbidden, "tenant_suspended")
+                .detail("the tenant is suspended; contact its owner or the operator"),
+            Self::MembershipDeactivated => it(Forbidden, "membership_deactivated")
+                .detail("your access to this tenant was deactivated by its administrators"),
+            Self::InvalidToken(kind) => it(BadRequest, "invalid_token")
+                .title("Invalid token")
+                .detail(format!("the {kind} token is not valid")),
+            Self::TokenExpired(kind) => it(Gone, "token_expired")
+                .title("Token expired")
+                .detail(format!("the {kind} link has expired; request a new one")),
+            Self::TokenUsed(kind) => {
+                it(Conflict, "token_used").detail(format!("the {kind} link was already used"))
+            }
+            Self::UserNotFound => it(NotFound, "not_found").detail("user not found"),
+            Self::SessionNotFound => it(NotFound, "not_found").detail("session not found"),
+            Self::WrongPassword => {
+                it(Forbidden, "wrong_password").detail("the current password is wrong")
+            }
+            Self::AlreadyVerified => {
+                it(Conflict, "already_verified").detail("the email address is already verified")
+            }
+            Self::Forbidden(denied) => denied.describe(),
+            Self::UserOnly => it(Forbidden, "user_only")
+                .detail("this endpoint acts for a signed-in user; an API key cannot call it"),
+            Self::MfaNotEnabled => {
+                it(Conflict, "mfa_not_enabled").detail("the account has no confirmed second factor")
+            }
+            Self::MfaAlreadyEnabled => it(Conflict, "mfa_already_enabled")
+                .detail("the account has a confirmed second factor; disable it first"),
+            Self::InvalidMfaProof => it(Forbidden, "invalid_mfa_proof")
+                .detail("the code or password is wrong, or the code was already used"),
+            Self::MfaCodeRejected => it(Unauthenticated, "invalid_mfa_code")
+                .detail("the code or backup code is wrong, or was already used"),
+            Self::InvalidMfaToken => it(Unauthenticated, "invalid_mfa_token").detail(
+                "the sign-in challenge is invalid, used, expired or out of attempts; sign in again",
+            ),
+            Self::ApiKeyNotFound => it(NotFound, "not_found").detail("API key not found"),
+            Self::ApiKeyRevoked => {
+                it(Unauthenticated, "api_key_revoked").detail("the API key was revoked")
+            }
+            Self::ApiKeyExpired => {
+                it(Unauthenticated, "api_key_expired").detail("the API key has expired")
+            }
+            Self::ApiKeyNotActive(state) => it(Conflict, "api_key_not_active")
+                .detail(format!("the API key is {state}; make a new one")),
+            Self::RoleNotGrantable(role) => it(Forbidden, "role_not_grantable")
+                .detail(format!("the role {} ranks above your own", role.as_str())),
+            Self::SeatLimitReached {
+                limit,
+                used,
+                requested,
+            } => it(Conflict, "seat_limit_reached").detail(format!(
+                "the tenant has {limit} seats; {used} are taken by members and pending \
+                 invitations, and {requested} more were asked for"
+            )),
+            Self::NothingInvited(skipped) => {
+                let first = skipped.first().map(|(_, r)| *r);
+                let code = match first {
+                    Some(r) if skipped.iter().all(|(_, s)| *s == r) => r.code(),
+                    _ => "invitation_conflict",
+                };
+                let skipped = skipped
+                    .iter()
+                    .map(|(email, reason)| {
+                        serde_json::json!({ "email": email, "code": reason.code() })
+                    })
+                    .collect();
+                it(Conflict, code)
+                    .detail("no address could be invited; see `skipped`")
+                    .extension("skipped", serde_json::Value::Array(skipped))
+            }
+            Self::InvitationNotFound => it(NotFound, "not_found").detail("invitation not found"),
+            Self::InvitationNotPending(status) => {
+                it(Conflict, "invitation_not_pending").detail(format!("the invitation is {status}"))
+            }
+            Self::InvitationRevoked => it(Gone, "invitation_revoked")
+                .title("Invitation revoked")
+                .detail("the invitation was withdrawn; ask for a new one"),
+            Self::ResendTooSoon(secs) => it(TooManyRequests, "resend_too_soon")
+                .detail("an email for this invitation went out moments ago")
+                .retry_after(u64::try_from(*secs).unwrap_or(0)),
+            Self::AccountDisabled => it(Forbidden, "account_disabled")
+                .detail("the account using this address is disabled"),
+            Self::AlreadyMember => {
+                it(Conflict, "already_member").detail("the account already belongs to the tenant")
+            }
+            Self::TooManyAttempts(throttled) => throttled.describe(),
+            Self::Overloaded => it(Unavailable, "overloaded")
+                .detail("too many sign-ins at once; retry shortly")
+                .retry_after(1),
+            Self::Tenancy(t) => t.describe(),
+            Self::Database(db) => db.describe(),
+            Self::Unexpected(err) => match err.downcast_ref::<sea_orm::DbErr>() {
+                Some(db) => db.describe(),
+                None => Described::internal(err.as_ref()),
+            },
+        }
     }
 }

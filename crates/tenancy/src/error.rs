@@ -1,6 +1,8 @@
 //! What tenancy commands can fail with.
 
-use tenantry_kernel::{AccessDenied, PermissionSet, Role, ValidationErrors};
+use tenantry_kernel::{
+    AccessDenied, Described, DomainError, ErrorKind, PermissionSet, Role, ValidationErrors,
+};
 
 /// A tenancy command failed.
 #[derive(Debug, thiserror::Error)]
@@ -96,5 +98,76 @@ pub enum TenancyError {
 impl From<tenantry_kernel::NotHeld> for TenancyError {
     fn from(e: tenantry_kernel::NotHeld) -> Self {
         Self::PermissionsNotHeld(e.0)
+    }
+}
+
+impl DomainError for TenancyError {
+    fn describe(&self) -> Described<'_> {
+        use ErrorKind::{Conflict, Forbidden, NotFound, StaleVersion};
+        let it = Described::new;
+        match self {
+            Self::NotFound => it(NotFound, "not_found").detail("tenant not found"),
+            Self::Forbidden(denied) => denied.describe(),
+            Self::StaleVersion(_) => it(StaleVersion, "stale_version")
+                .detail("the resource was changed since the version in If-Match; fetch it again"),
+            Self::AlreadyMember => {
+                it(Conflict, "already_member").detail("the user already belongs to the tenant")
+            }
+            Self::MemberNotFound => it(NotFound, "not_found").detail("member not found"),
+            Self::LocationNotFound => it(NotFound, "not_found").detail("location not found"),
+            Self::LastOwner => it(Conflict, "last_owner").detail(
+                "the tenant must keep at least one active owner; make someone else an owner \
+                 first",
+            ),
+            Self::RoleNotManageable(role) => it(Forbidden, "role_not_grantable")
+                .detail(format!("the role {} ranks above your own", role.as_str())),
+            Self::SelfTarget(action) => {
+                it(Conflict, "cannot_target_self").detail(format!("you cannot {action} yourself"))
+            }
+            Self::OwnerOnly(action) => {
+                it(Forbidden, "owner_only").detail(format!("only an owner may {action}"))
+            }
+            Self::MemberDeactivated => it(Conflict, "member_deactivated")
+                .detail("the member is deactivated; reactivate them first"),
+            Self::MemberAlready(state) => it(Conflict, "member_state_unchanged")
+                .detail(format!("the member is already {state}")),
+            Self::SeatLimitReached { limit, used } => it(Conflict, "seat_limit_reached").detail(
+                format!("the tenant has {limit} seats and {used} active members"),
+            ),
+            Self::NotLocationMember => it(Forbidden, "not_a_location_member")
+                .detail("you are not a member of that location"),
+            Self::LocationCodeTaken => it(Conflict, "location_code_taken")
+                .detail("another location of the tenant has this code"),
+            Self::RoleNotFound => it(NotFound, "not_found").detail("role not found"),
+            Self::RoleKeyTaken => {
+                it(Conflict, "role_key_taken").detail("the tenant has a role with this key")
+            }
+            Self::SystemRoleImmutable => it(Conflict, "system_role_immutable")
+                .detail("system roles cannot be changed or deleted; define a custom role"),
+            Self::RoleLimitReached(limit) => it(Conflict, "role_limit_reached")
+                .detail(format!("a tenant may define at most {limit} custom roles")),
+            Self::PermissionsNotHeld(missing) => {
+                let names: Vec<_> = missing.iter().map(|p| p.as_str()).collect();
+                it(Forbidden, "permission_not_held").detail(format!(
+                    "you cannot hand out permissions you do not hold: {}",
+                    names.join(", ")
+                ))
+            }
+            Self::RoleAlreadyGranted => it(Conflict, "role_already_granted")
+                .detail("the member holds this role there already"),
+            Self::GrantNotFound => {
+                it(NotFound, "not_found").detail("the member does not hold this role there")
+            }
+            Self::SystemRoleRequired => it(Conflict, "system_role_required").detail(
+                "a member keeps one system role tenant-wide; grant another system role to \
+                 replace it",
+            ),
+            Self::NotOnLocation => it(Conflict, "not_on_location")
+                .detail("the member does not work at this location; add them to it first"),
+            Self::OwnerIsTenantWide => it(Conflict, "owner_is_tenant_wide")
+                .detail("the owner role is held tenant-wide, never at a location"),
+            Self::Invalid(v) => v.describe(),
+            Self::Database(db) => db.describe(),
+        }
     }
 }
