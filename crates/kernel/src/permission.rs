@@ -1,120 +1,117 @@
 //! The permission catalogue and the system roles that grant them.
 //!
 //! A permission names one action (`tenant.update`). Services check them with
-//! [`crate::RequestContext::require`]; the catalogue grows as domains arrive.
+//! [`crate::RequestContext::require`]; the catalogue grows as domains arrive, one entry each
+//! in `catalogue!` (its name, what it allows, the system roles that hold it), with no limit
+//! on its size.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{FieldError, ValidationErrors};
 
-/// One action a principal may be allowed to take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Permission {
-    /// Read the current tenant's record.
-    #[serde(rename = "tenant.read")]
-    TenantRead,
-    /// Change the current tenant's record.
-    #[serde(rename = "tenant.update")]
-    TenantUpdate,
-    /// List and read the tenant's members.
-    #[serde(rename = "users.read")]
-    UsersRead,
-    /// Invite people into the tenant, and list, resend or revoke invitations.
-    #[serde(rename = "users.invite")]
-    UsersInvite,
-    /// Change members: profile, role, expertise, deactivation, removal.
-    #[serde(rename = "users.manage")]
-    UsersManage,
-    /// List and read locations and their members.
-    #[serde(rename = "locations.read")]
-    LocationsRead,
-    /// Create, change and delete locations, their settings and their members.
-    #[serde(rename = "locations.manage")]
-    LocationsManage,
-    /// List and read the tenant's roles and who holds them.
-    #[serde(rename = "roles.read")]
-    RolesRead,
-    /// Create, change and delete the tenant's custom roles.
-    #[serde(rename = "roles.manage")]
-    RolesManage,
-    /// List and read the tenant's API keys (never their secrets).
-    #[serde(rename = "api_keys.read")]
-    ApiKeysRead,
-    /// Create, change and revoke the tenant's API keys.
-    #[serde(rename = "api_keys.manage")]
-    ApiKeysManage,
+/// Declares the catalogue: each permission once, with its stable name, what it allows, and
+/// the system roles below admin that hold it by default (owners and admins hold every
+/// permission). Makes [`Permission`] with [`Permission::ALL`], [`Permission::as_str`] and
+/// [`Permission::description`], and the grants [`Role::permissions`] reads.
+macro_rules! catalogue {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $name:literal, $description:literal, also [$($role:ident),*];
+    )*) => {
+        /// One action a principal may be allowed to take.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum Permission {
+            $(
+                $(#[$doc])*
+                #[serde(rename = $name)]
+                $variant,
+            )*
+        }
+
+        impl Permission {
+            /// Every permission, in catalogue order.
+            pub const ALL: [Permission; [$($name),*].len()] = [$(Permission::$variant),*];
+
+            /// The stable name clients see.
+            #[must_use]
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Permission::$variant => $name,)*
+                }
+            }
+
+            /// What the permission allows, as the catalogue shows it.
+            #[must_use]
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(Permission::$variant => $description,)*
+                }
+            }
+
+            /// Whether `role` holds the permission by default.
+            fn granted_to(self, role: Role) -> bool {
+                match self {
+                    $(Permission::$variant => {
+                        matches!(role, Role::Owner | Role::Admin $(| Role::$role)*)
+                    })*
+                }
+            }
+        }
+    };
 }
 
+catalogue! {
+    /// Read the current tenant's record.
+    TenantRead = "tenant.read", "Read the tenant's record and settings.",
+        also [Manager, Expert, Member];
+    /// Change the current tenant's record.
+    TenantUpdate = "tenant.update", "Change the tenant's record and settings.", also [];
+    /// List and read the tenant's members.
+    UsersRead = "users.read", "List and read the tenant's members.",
+        also [Manager, Expert, Member];
+    /// Invite people into the tenant, and list, resend or revoke invitations.
+    UsersInvite = "users.invite",
+        "Invite people into the tenant; list, resend and revoke invitations.", also [Manager];
+    /// Change members: profile, role, expertise, deactivation, removal.
+    UsersManage = "users.manage",
+        "Change members: profile, role, expertise, deactivation and removal.", also [Manager];
+    /// List and read locations and their members.
+    LocationsRead = "locations.read", "List and read locations and their settings.",
+        also [Manager, Expert, Member];
+    /// Create, change and delete locations, their settings and their members.
+    LocationsManage = "locations.manage",
+        "Create, change and delete locations, their settings and their members.",
+        also [Manager];
+    /// List and read the tenant's roles and who holds them.
+    RolesRead = "roles.read", "List and read the tenant's roles and members' role grants.",
+        also [Manager];
+    /// Create, change and delete the tenant's custom roles.
+    RolesManage = "roles.manage",
+        "Create, change and delete custom roles; only with permissions the caller holds.",
+        also [];
+    /// List and read the tenant's API keys (never their secrets).
+    ApiKeysRead = "api_keys.read", "List and read the tenant's API keys, never their secrets.",
+        also [];
+    /// Create, change and revoke the tenant's API keys.
+    ApiKeysManage = "api_keys.manage",
+        "Create, change and revoke API keys; scopes only from the caller's permissions.",
+        also [];
+}
+
+/// Words of 64 bits a [`PermissionSet`] needs for the whole catalogue.
+const WORDS: usize = Permission::ALL.len().div_ceil(64);
+
 impl Permission {
-    /// Every permission, in catalogue order.
-    pub const ALL: [Permission; 11] = [
-        Permission::TenantRead,
-        Permission::TenantUpdate,
-        Permission::UsersRead,
-        Permission::UsersInvite,
-        Permission::UsersManage,
-        Permission::LocationsRead,
-        Permission::LocationsManage,
-        Permission::RolesRead,
-        Permission::RolesManage,
-        Permission::ApiKeysRead,
-        Permission::ApiKeysManage,
-    ];
-
-    /// The stable name clients see.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::TenantRead => "tenant.read",
-            Permission::TenantUpdate => "tenant.update",
-            Permission::UsersRead => "users.read",
-            Permission::UsersInvite => "users.invite",
-            Permission::UsersManage => "users.manage",
-            Permission::LocationsRead => "locations.read",
-            Permission::LocationsManage => "locations.manage",
-            Permission::RolesRead => "roles.read",
-            Permission::RolesManage => "roles.manage",
-            Permission::ApiKeysRead => "api_keys.read",
-            Permission::ApiKeysManage => "api_keys.manage",
-        }
-    }
-
-    /// What the permission allows, as the catalogue shows it.
-    #[must_use]
-    pub fn description(self) -> &'static str {
-        match self {
-            Permission::TenantRead => "Read the tenant's record and settings.",
-            Permission::TenantUpdate => "Change the tenant's record and settings.",
-            Permission::UsersRead => "List and read the tenant's members.",
-            Permission::UsersInvite => {
-                "Invite people into the tenant; list, resend and revoke invitations."
-            }
-            Permission::UsersManage => {
-                "Change members: profile, role, expertise, deactivation and removal."
-            }
-            Permission::LocationsRead => "List and read locations and their settings.",
-            Permission::LocationsManage => {
-                "Create, change and delete locations, their settings and their members."
-            }
-            Permission::RolesRead => "List and read the tenant's roles and members' role grants.",
-            Permission::RolesManage => {
-                "Create, change and delete custom roles; only with permissions the caller holds."
-            }
-            Permission::ApiKeysRead => "List and read the tenant's API keys, never their secrets.",
-            Permission::ApiKeysManage => {
-                "Create, change and revoke API keys; scopes only from the caller's permissions."
-            }
-        }
-    }
-
     /// The permission with this stable name.
     #[must_use]
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.as_str() == name)
     }
 
-    fn bit(self) -> u64 {
-        1 << (self as u32)
+    /// Its word in a [`PermissionSet`] and its bit there.
+    fn bit(self) -> (usize, u64) {
+        let i = self as usize;
+        (i / 64, 1 << (i % 64))
     }
 }
 
@@ -124,39 +121,56 @@ impl std::fmt::Display for Permission {
     }
 }
 
-/// A set of permissions, resolved once per request; membership tests are a bit check.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PermissionSet(u64);
+/// A set of permissions, resolved once per request; membership tests are a bit check, in as
+/// many 64-bit words as the catalogue needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PermissionSet([u64; WORDS]);
+
+impl Default for PermissionSet {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
 
 impl PermissionSet {
     /// The empty set.
     #[must_use]
     pub const fn empty() -> Self {
-        Self(0)
+        Self([0; WORDS])
     }
 
     /// Whether `p` is in the set.
     #[must_use]
     pub fn contains(self, p: Permission) -> bool {
-        self.0 & p.bit() != 0
+        let (word, bit) = p.bit();
+        self.0[word] & bit != 0
+    }
+
+    /// Adds `p`.
+    fn insert(&mut self, p: Permission) {
+        let (word, bit) = p.bit();
+        self.0[word] |= bit;
     }
 
     /// Whether every permission of `self` is in `other`.
     #[must_use]
     pub fn is_subset_of(self, other: Self) -> bool {
-        self.0 & !other.0 == 0
+        self.without(other).is_empty()
     }
 
     /// The permissions of `self` that `other` lacks.
     #[must_use]
-    pub fn without(self, other: Self) -> Self {
-        Self(self.0 & !other.0)
+    pub fn without(mut self, other: Self) -> Self {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            *mine &= !theirs;
+        }
+        self
     }
 
     /// Whether the set is empty.
     #[must_use]
     pub fn is_empty(self) -> bool {
-        self.0 == 0
+        self.0.iter().all(|word| *word == 0)
     }
 
     /// The stable names of the set's permissions, in catalogue order.
@@ -186,7 +200,7 @@ impl PermissionSet {
         let mut set = Self::empty();
         for (i, name) in raw.iter().enumerate() {
             match Permission::parse(name) {
-                Some(p) => set.0 |= p.bit(),
+                Some(p) => set.insert(p),
                 None => errors.0.push(FieldError::new(
                     &format!("{field}[{i}]"),
                     "unknown_permission",
@@ -208,14 +222,21 @@ impl PermissionSet {
 impl std::ops::BitOr for PermissionSet {
     type Output = Self;
 
-    fn bitor(self, other: Self) -> Self {
-        Self(self.0 | other.0)
+    fn bitor(mut self, other: Self) -> Self {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            *mine |= theirs;
+        }
+        self
     }
 }
 
 impl FromIterator<Permission> for PermissionSet {
     fn from_iter<I: IntoIterator<Item = Permission>>(iter: I) -> Self {
-        Self(iter.into_iter().fold(0, |acc, p| acc | p.bit()))
+        let mut set = Self::empty();
+        for p in iter {
+            set.insert(p);
+        }
+        set
     }
 }
 
@@ -321,28 +342,15 @@ impl Role {
         self.rank() >= other.rank()
     }
 
-    /// The permissions the role grants. Held at a location, the same permissions count only
-    /// for that location (see [`crate::RequestContext::require_at`]).
+    /// The permissions the role grants, as the catalogue declares them. Held at a location,
+    /// the same permissions count only for that location (see
+    /// [`crate::RequestContext::require_at`]).
     #[must_use]
     pub fn permissions(self) -> PermissionSet {
-        use Permission as P;
-        match self {
-            Role::Owner | Role::Admin => P::ALL.into_iter().collect(),
-            Role::Manager => [
-                P::TenantRead,
-                P::UsersRead,
-                P::UsersInvite,
-                P::UsersManage,
-                P::LocationsRead,
-                P::LocationsManage,
-                P::RolesRead,
-            ]
+        Permission::ALL
             .into_iter()
-            .collect(),
-            Role::Expert | Role::Member => [P::TenantRead, P::UsersRead, P::LocationsRead]
-                .into_iter()
-                .collect(),
-        }
+            .filter(|p| p.granted_to(self))
+            .collect()
     }
 }
 
@@ -408,6 +416,31 @@ mod tests {
         let parsed = PermissionSet::parse_names("scopes", &raw, &mut errors);
         assert_eq!(parsed.names(), ["users.read"]);
         assert_eq!(errors.0[0].field, "scopes[1]");
+    }
+
+    /// The default grants, written out: what each system role held before the catalogue
+    /// declared them.
+    #[test]
+    fn each_system_role_holds_its_default_permissions() {
+        let names = |role: Role| role.permissions().names();
+        let all: Vec<_> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(names(Role::Owner), all);
+        assert_eq!(names(Role::Admin), all);
+        assert_eq!(
+            names(Role::Manager),
+            [
+                "tenant.read",
+                "users.read",
+                "users.invite",
+                "users.manage",
+                "locations.read",
+                "locations.manage",
+                "roles.read"
+            ]
+        );
+        for role in [Role::Expert, Role::Member] {
+            assert_eq!(names(role), ["tenant.read", "users.read", "locations.read"]);
+        }
     }
 
     #[test]
