@@ -90,16 +90,6 @@ pub enum IdentityError {
     /// The caller may not hand out this role (it ranks above their own).
     #[error("may not grant the role {}", .0.as_str())]
     RoleNotGrantable(Role),
-    /// Inviting would take the tenant past its seat limit.
-    #[error("seat limit {limit} reached: {used} in use, {requested} requested")]
-    SeatLimitReached {
-        /// The limit.
-        limit: u32,
-        /// Members plus pending invitations.
-        used: u64,
-        /// Seats the call asked for.
-        requested: u64,
-    },
     /// Every address of an invite call was skipped.
     #[error("nothing to invite")]
     NothingInvited(Vec<(String, SkipReason)>),
@@ -118,9 +108,6 @@ pub enum IdentityError {
     /// The account is deactivated.
     #[error("the account is disabled")]
     AccountDisabled,
-    /// The user already belongs to the tenant.
-    #[error("already a member of the tenant")]
-    AlreadyMember,
     /// The user no longer exists.
     #[error("user not found")]
     UserNotFound,
@@ -280,14 +267,6 @@ impl DomainError for IdentityError {
                 .detail(format!("the API key is {state}; make a new one")),
             Self::RoleNotGrantable(role) => it(Forbidden, "role_not_grantable")
                 .detail(format!("the role {} ranks above your own", role.as_str())),
-            Self::SeatLimitReached {
-                limit,
-                used,
-                requested,
-            } => it(Conflict, "seat_limit_reached").detail(format!(
-                "the tenant has {limit} seats; {used} are taken by members and pending \
-                 invitations, and {requested} more were asked for"
-            )),
             Self::NothingInvited(skipped) => {
                 let first = skipped.first().map(|(_, r)| *r);
                 let code = match first {
@@ -316,9 +295,6 @@ impl DomainError for IdentityError {
                 .retry_after(u64::try_from(*secs).unwrap_or(0)),
             Self::AccountDisabled => it(Forbidden, "account_disabled")
                 .detail("the account using this address is disabled"),
-            Self::AlreadyMember => {
-                it(Conflict, "already_member").detail("the account already belongs to the tenant")
-            }
             Self::TooManyAttempts(throttled) => throttled.describe(),
             Self::Overloaded => it(Unavailable, "overloaded")
                 .detail("too many sign-ins at once; retry shortly")

@@ -541,11 +541,12 @@ async fn ensure_seats(
         .await?;
     let used = members + pending;
     if used + adding > u64::from(limit) {
-        return Err(IdentityError::SeatLimitReached {
+        return Err(TenancyError::SeatLimitReached {
             limit,
             used,
             requested: adding,
-        });
+        }
+        .into());
     }
     Ok(())
 }
@@ -1062,11 +1063,7 @@ impl InvitationService for SeaIdentity {
         };
         self.tenancy
             .add_member(&txn, tenant, &member, role, row.location_id.map(LocationId))
-            .await
-            .map_err(|e| match e {
-                TenancyError::AlreadyMember => IdentityError::AlreadyMember,
-                other => other.into(),
-            })?;
+            .await?;
         cancel_emails(&txn, row.id, now).await?;
         let tokens = if let Some(policy) = &policy {
             // A new account has no second factor yet.

@@ -40,13 +40,16 @@ pub enum TenancyError {
     /// The member is already in the requested state.
     #[error("the member is already {0}")]
     MemberAlready(&'static str),
-    /// The tenant's seats are taken.
-    #[error("seat limit {limit} reached: {used} in use")]
+    /// The tenant's seats are taken: to activate a member, or to invite (where pending
+    /// invitations hold seats too).
+    #[error("seat limit {limit} reached: {used} in use, {requested} requested")]
     SeatLimitReached {
         /// The limit.
         limit: u32,
-        /// Seats in use.
+        /// Seats in use: active members, and pending invitations where they count.
         used: u64,
+        /// Seats the command asked for.
+        requested: u64,
     },
     /// No such location in the caller's tenant.
     #[error("location not found")]
@@ -131,9 +134,13 @@ impl DomainError for TenancyError {
                 .detail("the member is deactivated; reactivate them first"),
             Self::MemberAlready(state) => it(Conflict, "member_state_unchanged")
                 .detail(format!("the member is already {state}")),
-            Self::SeatLimitReached { limit, used } => it(Conflict, "seat_limit_reached").detail(
-                format!("the tenant has {limit} seats and {used} active members"),
-            ),
+            Self::SeatLimitReached {
+                limit,
+                used,
+                requested,
+            } => it(Conflict, "seat_limit_reached").detail(format!(
+                "the tenant has {limit} seats, {used} taken and {requested} more asked for"
+            )),
             Self::NotLocationMember => it(Forbidden, "not_a_location_member")
                 .detail("you are not a member of that location"),
             Self::LocationCodeTaken => it(Conflict, "location_code_taken")

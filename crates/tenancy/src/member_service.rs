@@ -383,7 +383,11 @@ impl MemberService for SeaTenancy {
         if let Some(limit) = settings.limits.seats {
             let used = crate::service::count_active_members(&txn, ctx.tenant_id).await?;
             if used >= u64::from(limit) {
-                return Err(TenancyError::SeatLimitReached { limit, used });
+                return Err(TenancyError::SeatLimitReached {
+                    limit,
+                    used,
+                    requested: 1,
+                });
             }
         }
         let mut active = row.into_active_model();
