@@ -18,7 +18,7 @@ use sea_orm::{
 };
 use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
-use tenantry_kernel::db::{Txn, begin_write, is_unique_violation};
+use tenantry_kernel::db::{Txn, UniqueKey, begin_write, violates};
 use tenantry_kernel::row;
 use tenantry_kernel::{
     Actor, Attempt, AuditEntry, ClientMeta, Event, FieldError, LocationId, Page, PageRequest,
@@ -30,6 +30,13 @@ use uuid::Uuid;
 use crate::entity::{invitation, invitation_email, user};
 use crate::sessions;
 use crate::{Email, IdentityError, Password, PersonName, SeaIdentity, TokenKind, TokenPair};
+
+/// An address has one pending invitation per tenant.
+pub(crate) const PENDING_INVITATION: UniqueKey = UniqueKey {
+    name: "invitations_pending_email_key",
+    table: "invitations",
+    columns: &["tenant_id", "email"],
+};
 
 /// Outbox event that queues one invitation email; its payload names the tenant and the email.
 pub const INVITATION_EMAIL_QUEUED: &str = "invitation.email_queued";
@@ -750,7 +757,7 @@ impl InvitationService for SeaIdentity {
                     sp.commit().await?;
                     row
                 }
-                Err(e) if is_unique_violation(&e) => {
+                Err(e) if violates(&e, &PENDING_INVITATION) => {
                     sp.rollback().await?;
                     skipped.push((email.as_str().to_owned(), SkipReason::AlreadyInvited));
                     continue;
@@ -890,7 +897,7 @@ impl InvitationService for SeaIdentity {
         match updated {
             Ok(r) if r.rows_affected == 1 => {}
             Ok(_) => return Err(IdentityError::InvitationNotPending("changed")),
-            Err(e) if is_unique_violation(&e) => {
+            Err(e) if violates(&e, &PENDING_INVITATION) => {
                 return Err(IdentityError::NothingInvited(vec![(
                     row.email.clone(),
                     SkipReason::AlreadyInvited,

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use serde_json::json;
 use tenantry_kernel::crypto::{new_token, token_hash};
-use tenantry_kernel::db::{Db, Txn, begin_write, is_unique_violation};
+use tenantry_kernel::db::{Db, Txn, UniqueKey, begin_write, violates};
 use tenantry_kernel::row;
 use tenantry_kernel::shape::Shapes;
 use tenantry_kernel::{
@@ -27,6 +27,13 @@ use crate::{
     Credentials, Email, IdentityError, LoginOutcome, Me, Password, PasswordHasher, PurgeReport,
     Registered, Registration, SessionInfo, TokenKind, TokenMail, TokenPair, TokenSigner,
     VerifiedEmail,
+};
+
+/// An address belongs to one account.
+const USER_EMAIL: UniqueKey = UniqueKey {
+    name: "users_email_key",
+    table: "users",
+    columns: &["email"],
 };
 
 /// Event written to the outbox when an account is created; it triggers the verification email.
@@ -338,7 +345,7 @@ pub(crate) async fn insert_account(
     .await;
     match inserted {
         Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => Err(IdentityError::EmailTaken),
+        Err(e) if violates(&e, &USER_EMAIL) => Err(IdentityError::EmailTaken),
         Err(e) => Err(e.into()),
     }
 }

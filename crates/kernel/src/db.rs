@@ -18,9 +18,11 @@ macro_rules! on_writer {
     }};
 }
 
+mod failure;
 mod txn;
 mod writer;
 
+pub use failure::{UniqueKey, is_unavailable, violates};
 pub use txn::Txn;
 
 use std::future::Future;
@@ -34,8 +36,8 @@ use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::sqlx::{self, Executor, Postgres, Sqlite};
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, ExecResult,
-    IsolationLevel, QueryResult, RuntimeErr, SqlErr, SqliteTransactionMode, Statement,
-    TransactionError, TransactionOptions, TransactionTrait,
+    IsolationLevel, QueryResult, RuntimeErr, SqliteTransactionMode, Statement, TransactionError,
+    TransactionOptions, TransactionTrait,
 };
 
 /// Called with every statement a [`Db`] runs itself, as SeaORM calls its metric callback.
@@ -639,109 +641,4 @@ pub async fn begin_write(db: &Db) -> Result<Txn, DbErr> {
         ..TransactionOptions::default()
     })
     .await
-}
-
-/// Whether `err` says the database is busy or out of reach rather than that the request is
-/// wrong: no pooled connection came in time, the pool is closing, the connection broke (the
-/// server restarted, a proxy dropped it: the pool replaces it), the server is shutting down
-/// or not yet accepting, or SQLite's writer stayed busy past `busy_timeout`. Such a request
-/// may succeed if retried, so it answers 503, not 500.
-#[must_use]
-pub fn is_unavailable(err: &DbErr) -> bool {
-    use sea_orm::{RuntimeErr, SqlxError};
-    match err {
-        DbErr::ConnectionAcquire(_) => true,
-        DbErr::Conn(RuntimeErr::SqlxError(e))
-        | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
-            SqlxError::PoolTimedOut | SqlxError::PoolClosed | SqlxError::Io(_) => true,
-            SqlxError::Database(db) => db.code().is_some_and(|code| {
-                // SQLITE_BUSY (5) and its extended codes: the writer lock stayed taken.
-                // (SQLite's codes are numbers below 10,000; PostgreSQL's are five
-                // characters, and some read as numbers: 22021 & 0xff is 5 too.)
-                (code.len() < 5 && code.parse::<i32>().is_ok_and(|c| c & 0xff == 5))
-                    // PostgreSQL: connection exceptions (08…), and the server shutting down,
-                    // crashed or starting (57P01, 57P02, 57P03).
-                    || code.starts_with("08")
-                    || matches!(&*code, "57P01" | "57P02" | "57P03")
-            }),
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-/// Whether `err` is a violation of a unique constraint (on either database).
-#[must_use]
-pub fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::borrow::Cow;
-    use std::sync::Arc;
-
-    use sea_orm::sqlx::error::{DatabaseError, ErrorKind};
-    use sea_orm::{RuntimeErr, SqlxError};
-
-    use super::*;
-
-    /// A database's error with a code, as a driver reports it.
-    #[derive(Debug)]
-    struct Coded(&'static str);
-
-    impl std::fmt::Display for Coded {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "error {}", self.0)
-        }
-    }
-
-    impl std::error::Error for Coded {}
-
-    impl DatabaseError for Coded {
-        fn message(&self) -> &str {
-            self.0
-        }
-        fn code(&self) -> Option<Cow<'_, str>> {
-            Some(Cow::Borrowed(self.0))
-        }
-        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-            self
-        }
-        fn kind(&self) -> ErrorKind {
-            ErrorKind::Other
-        }
-    }
-
-    fn failed(code: &'static str) -> DbErr {
-        DbErr::Query(RuntimeErr::SqlxError(Arc::new(SqlxError::Database(
-            Box::new(Coded(code)),
-        ))))
-    }
-
-    #[test]
-    fn busy_and_unreachable_databases_are_unavailable_and_mistakes_are_not() {
-        // SQLite's busy writer, PostgreSQL's connection failures and shutdowns.
-        for code in [
-            "5", "261", "517", "08006", "08003", "57P01", "57P02", "57P03",
-        ] {
-            assert!(is_unavailable(&failed(code)), "{code}");
-        }
-        let broken = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
-        assert!(is_unavailable(&DbErr::Query(RuntimeErr::SqlxError(
-            Arc::new(SqlxError::Io(broken))
-        ))));
-        // A unique violation, a bad character, a deadlock: not the database's state. 22021
-        // ends in 0x05 as a number, which once read as SQLite's busy code.
-        for code in ["23505", "22021", "40P01", "2067", "19"] {
-            assert!(!is_unavailable(&failed(code)), "{code}");
-        }
-    }
 }

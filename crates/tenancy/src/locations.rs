@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tenantry_kernel::db::{begin_write, is_unique_violation};
+use tenantry_kernel::db::{UniqueKey, begin_write, violates};
 use tenantry_kernel::row;
 use tenantry_kernel::validation::display_name;
 use tenantry_kernel::{
@@ -22,6 +22,13 @@ use tenantry_kernel::{
 use crate::entity::{location, location_member, member_role, membership};
 use crate::{
     Ceilings, Member, MemberFilter, MemberService, SeaTenancy, TenancyError, TenantSettings,
+};
+
+/// A location's code is unique within its tenant.
+const LOCATION_CODE: UniqueKey = UniqueKey {
+    name: "locations_tenant_code_key",
+    table: "locations",
+    columns: &["tenant_id", "code"],
 };
 
 /// An optional code (store number): 1 to 32 of letters, digits, `-`, `_` and `.`.
@@ -349,7 +356,7 @@ fn location_entry(
 }
 
 fn code_taken(e: sea_orm::DbErr) -> TenancyError {
-    if is_unique_violation(&e) {
+    if violates(&e, &LOCATION_CODE) {
         TenancyError::LocationCodeTaken
     } else {
         e.into()

@@ -13,7 +13,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
-use tenantry_kernel::db::{Txn, begin_write, is_unique_violation};
+use tenantry_kernel::db::{Txn, UniqueKey, begin_write, violates};
 use tenantry_kernel::row;
 use tenantry_kernel::validation::display_name;
 use tenantry_kernel::{
@@ -24,6 +24,27 @@ use tenantry_kernel::{
 use crate::entity::{location_member, member_role, membership, role};
 use crate::member_service::{load_member, lock_tenant, may_manage};
 use crate::{LocationService, MemberAccess, MemberService, MemberStatus, SeaTenancy, TenancyError};
+
+/// A role's key is unique within its tenant.
+const ROLE_KEY: UniqueKey = UniqueKey {
+    name: "roles_tenant_key_key",
+    table: "roles",
+    columns: &["tenant_id", "key"],
+};
+
+/// A member holds a role once tenant-wide and once per location.
+const GRANTS: [UniqueKey; 2] = [
+    UniqueKey {
+        name: "member_roles_tenant_key",
+        table: "member_roles",
+        columns: &["tenant_id", "user_id", "role_id"],
+    },
+    UniqueKey {
+        name: "member_roles_location_key",
+        table: "member_roles",
+        columns: &["tenant_id", "user_id", "role_id", "location_id"],
+    },
+];
 
 /// How many custom roles a tenant may define.
 pub const MAX_CUSTOM_ROLES: u64 = 100;
@@ -569,7 +590,7 @@ impl RoleService for SeaTenancy {
         .insert(&txn)
         .await
         .map_err(|e| {
-            if is_unique_violation(&e) {
+            if violates(&e, &ROLE_KEY) {
                 TenancyError::RoleKeyTaken
             } else {
                 e.into()
@@ -771,7 +792,9 @@ impl RoleService for SeaTenancy {
         .await;
         match inserted {
             Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(TenancyError::RoleAlreadyGranted),
+            Err(e) if GRANTS.iter().any(|key| violates(&e, key)) => {
+                return Err(TenancyError::RoleAlreadyGranted);
+            }
             Err(e) => return Err(e.into()),
         }
         self.audit

@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use serde_json::json;
 use tenantry_kernel::crypto::{hex, random_bytes};
-use tenantry_kernel::db::{Db, Txn, begin_write, is_unique_violation};
+use tenantry_kernel::db::{Db, Txn, UniqueKey, begin_write, violates};
 use tenantry_kernel::row::{self, FromRow as _};
 use tenantry_kernel::{
     Actor, AuditEntry, AuditSink, ClientMeta, LocationId, Permission, RequestContext, Role,
@@ -23,6 +23,27 @@ use crate::member_service::lock_tenant;
 use crate::{
     Ceilings, MemberAccess, MemberStatus, Membership, NewMember, Slug, StoredSettings,
     TenancyError, Tenant, TenantName, TenantSettings, TenantStatus, TenantUpdate,
+};
+
+/// A tenant's slug is unique.
+const TENANT_SLUG: UniqueKey = UniqueKey {
+    name: "tenants_slug_key",
+    table: "tenants",
+    columns: &["slug"],
+};
+
+/// A tenant has one settings row.
+const SETTINGS_ROW: UniqueKey = UniqueKey {
+    name: "tenant_settings_pkey",
+    table: "tenant_settings",
+    columns: &["tenant_id"],
+};
+
+/// A user belongs to a tenant once.
+const MEMBERSHIP: UniqueKey = UniqueKey {
+    name: "memberships_pkey",
+    table: "memberships",
+    columns: &["tenant_id", "user_id"],
 };
 
 /// What other crates and the HTTP shell may ask of tenancy.
@@ -204,7 +225,7 @@ impl TenancyService for SeaTenancy {
                     sp.commit().await?;
                     break model;
                 }
-                Err(e) if is_unique_violation(&e) && attempt < SLUG_ATTEMPTS => {
+                Err(e) if violates(&e, &TENANT_SLUG) && attempt < SLUG_ATTEMPTS => {
                     sp.rollback().await?;
                     attempt += 1;
                     let suffix =
@@ -435,7 +456,7 @@ impl TenancyService for SeaTenancy {
             .await;
             match inserted {
                 Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => return Err(TenancyError::StaleVersion(0)),
+                Err(e) if violates(&e, &SETTINGS_ROW) => return Err(TenancyError::StaleVersion(0)),
                 Err(e) => return Err(e.into()),
             }
         } else {
@@ -494,7 +515,7 @@ impl TenancyService for SeaTenancy {
         let inserted = new_membership(tenant, member, role, now).insert(&sp).await;
         match inserted {
             Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
+            Err(e) if violates(&e, &MEMBERSHIP) => {
                 sp.rollback().await?;
                 return Err(TenancyError::AlreadyMember);
             }
