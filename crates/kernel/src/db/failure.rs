@@ -94,24 +94,32 @@ mod tests {
 
     use super::*;
 
-    /// A database's error with a code, as a driver reports it.
+    /// A database's error as a driver reports it: a code, or a unique violation, which
+    /// PostgreSQL reports with the constraint's name and SQLite with the key's columns.
     #[derive(Debug)]
-    struct Coded(&'static str);
+    struct Reported {
+        code: Option<&'static str>,
+        constraint: Option<&'static str>,
+        message: &'static str,
+    }
 
-    impl std::fmt::Display for Coded {
+    impl std::fmt::Display for Reported {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "error {}", self.0)
+            f.write_str(self.message)
         }
     }
 
-    impl std::error::Error for Coded {}
+    impl std::error::Error for Reported {}
 
-    impl DatabaseError for Coded {
+    impl DatabaseError for Reported {
         fn message(&self) -> &str {
-            self.0
+            self.message
         }
         fn code(&self) -> Option<Cow<'_, str>> {
-            Some(Cow::Borrowed(self.0))
+            self.code.map(Cow::Borrowed)
+        }
+        fn constraint(&self) -> Option<&str> {
+            self.constraint
         }
         fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
             self
@@ -123,14 +131,35 @@ mod tests {
             self
         }
         fn kind(&self) -> ErrorKind {
-            ErrorKind::Other
+            if self.code.is_some() {
+                ErrorKind::Other
+            } else {
+                ErrorKind::UniqueViolation
+            }
         }
     }
 
-    fn failed(code: &'static str) -> DbErr {
+    fn reported(e: Reported) -> DbErr {
         DbErr::Query(RuntimeErr::SqlxError(Arc::new(SqlxError::Database(
-            Box::new(Coded(code)),
+            Box::new(e),
         ))))
+    }
+
+    fn failed(code: &'static str) -> DbErr {
+        reported(Reported {
+            code: Some(code),
+            constraint: None,
+            message: code,
+        })
+    }
+
+    /// A unique violation, named (PostgreSQL) or by its columns (SQLite).
+    fn unique(constraint: Option<&'static str>, message: &'static str) -> DbErr {
+        reported(Reported {
+            code: None,
+            constraint,
+            message,
+        })
     }
 
     #[test]
@@ -152,40 +181,6 @@ mod tests {
         }
     }
 
-    /// A unique violation as each driver reports it: PostgreSQL names the constraint, SQLite
-    /// lists the key's columns.
-    #[derive(Debug)]
-    struct Unique(Option<&'static str>, &'static str);
-
-    impl std::fmt::Display for Unique {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.1)
-        }
-    }
-
-    impl std::error::Error for Unique {}
-
-    impl DatabaseError for Unique {
-        fn message(&self) -> &str {
-            self.1
-        }
-        fn constraint(&self) -> Option<&str> {
-            self.0
-        }
-        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-            self
-        }
-        fn kind(&self) -> ErrorKind {
-            ErrorKind::UniqueViolation
-        }
-    }
-
     #[test]
     fn a_unique_violation_is_matched_to_its_own_key_only() {
         const CODE: UniqueKey = UniqueKey {
@@ -198,33 +193,22 @@ mod tests {
             table: "locations",
             columns: &["id"],
         };
-        let err = |e: Unique| {
-            DbErr::Exec(RuntimeErr::SqlxError(Arc::new(SqlxError::Database(
-                Box::new(e),
-            ))))
-        };
-        let pg = err(Unique(
-            Some("locations_tenant_code_key"),
-            "duplicate key value",
-        ));
+        let pg = unique(Some("locations_tenant_code_key"), "duplicate key value");
         assert!(violates(&pg, &CODE));
         assert!(!violates(&pg, &ROW));
-        let sqlite = err(Unique(
+        let sqlite = unique(
             None,
             "UNIQUE constraint failed: locations.tenant_id, locations.code",
-        ));
+        );
         assert!(violates(&sqlite, &CODE));
         assert!(!violates(&sqlite, &ROW));
         // A prefix of the columns, or another table's, is another key.
-        let fewer = err(Unique(
-            None,
-            "UNIQUE constraint failed: locations.tenant_id",
-        ));
+        let fewer = unique(None, "UNIQUE constraint failed: locations.tenant_id");
         assert!(!violates(&fewer, &CODE));
-        let other = err(Unique(
+        let other = unique(
             None,
             "UNIQUE constraint failed: roles.tenant_id, roles.code",
-        ));
+        );
         assert!(!violates(&other, &CODE));
         // Not a unique violation at all.
         assert!(!violates(&failed("23503"), &CODE));
