@@ -7,6 +7,7 @@
 //! a copy of the account's name and address so the directory is searched within the tenant.
 //! Ending a member's sessions goes through the kernel's `SessionPort`.
 
+mod access;
 mod directory;
 pub mod entity;
 mod error;
@@ -14,10 +15,12 @@ mod locations;
 mod member_service;
 mod members;
 mod model;
+mod role_types;
 mod roles;
 mod service;
 mod settings;
 
+pub use access::{CustomGrants, ResolvedAccess, access_from_rows, access_query};
 pub use error::TenancyError;
 pub use locations::{
     ADDRESS, BrandingOverrides, LOCATION_CODE_PATTERN, Location, LocationService, LocationSettings,
@@ -29,10 +32,11 @@ pub use members::{
     MemberLocation, MemberStatus, Money, NewMember, PHONE_PATTERN, ProfileUpdate, SEARCH, TAG,
 };
 pub use model::{Membership, Slug, Tenant, TenantName, TenantStatus, TenantUpdate};
-pub use roles::{
-    CustomGrants, DESCRIPTION, MAX_CUSTOM_ROLES, ROLE_KEY_PATTERN, ResolvedAccess, RoleDefinition,
-    RoleGrant, RoleInput, RoleService, access_from_rows, access_query, parse_role_key,
+pub use role_types::{
+    DESCRIPTION, MAX_CUSTOM_ROLES, ROLE_KEY_PATTERN, RoleDefinition, RoleGrant, RoleInput,
+    parse_role_key,
 };
+pub use roles::RoleService;
 pub use service::{
     SeaTenancy, TenancyService, TenantState, join_tenant_state, memberships_from_rows,
     memberships_query,

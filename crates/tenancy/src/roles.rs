@@ -7,7 +7,7 @@
 //! permission they do not hold themselves.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,
@@ -15,15 +15,17 @@ use sea_orm::{
 use serde_json::json;
 use tenantry_kernel::db::{Txn, UniqueKey, begin_write, violates};
 use tenantry_kernel::row;
-use tenantry_kernel::validation::display_name;
 use tenantry_kernel::{
-    AuditEntry, FieldError, KeyPageRequest, LocationId, Page, Permission, PermissionSet,
-    RequestContext, Role, RoleId, TenantId, UserId, ValidationErrors,
+    AuditEntry, KeyPageRequest, LocationId, Page, Permission, RequestContext, Role, RoleId,
+    TenantId, UserId,
 };
 
 use crate::entity::{location_member, member_role, membership, role};
 use crate::member_service::{load_member, lock_tenant, may_manage};
-use crate::{LocationService, MemberAccess, MemberService, MemberStatus, SeaTenancy, TenancyError};
+use crate::{
+    LocationService, MAX_CUSTOM_ROLES, MemberService, RoleDefinition, RoleGrant, RoleInput,
+    SeaTenancy, TenancyError,
+};
 
 /// A role's key is unique within its tenant.
 const ROLE_KEY: UniqueKey = UniqueKey {
@@ -45,148 +47,6 @@ const GRANTS: [UniqueKey; 2] = [
         columns: &["tenant_id", "user_id", "role_id", "location_id"],
     },
 ];
-
-/// How many custom roles a tenant may define.
-pub const MAX_CUSTOM_ROLES: u64 = 100;
-/// What a role's description takes: up to 500 characters, on several lines if need be.
-pub const DESCRIPTION: tenantry_kernel::TextRule = tenantry_kernel::TextRule::lines(500);
-
-/// A role of the tenant, as clients see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoleDefinition {
-    /// The role's id in its tenant.
-    pub id: RoleId,
-    /// Its stable key (`admin`, `support-lead`).
-    pub key: String,
-    /// Its display name.
-    pub name: String,
-    /// What it is for.
-    pub description: String,
-    /// What it grants.
-    pub permissions: PermissionSet,
-    /// The system role it is, or `None` for a custom role.
-    pub system: Option<Role>,
-    /// Bumped on every change; the ETag.
-    pub version: i32,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<role::Model> for RoleDefinition {
-    fn from(row: role::Model) -> Self {
-        // A system role's name, description and permissions are the code's, so that new
-        // permissions reach every tenant's system roles without a migration.
-        let system = row.system.then(|| Role::parse(&row.key)).flatten();
-        let (name, description, permissions) = match system {
-            Some(r) => (
-                r.title().to_owned(),
-                r.description().to_owned(),
-                r.permissions(),
-            ),
-            None => (
-                row.name,
-                row.description,
-                PermissionSet::from_stored(&row.permissions),
-            ),
-        };
-        Self {
-            id: RoleId(row.id),
-            key: row.key,
-            name,
-            description,
-            permissions,
-            system,
-            version: row.version,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
-}
-
-/// What a custom role is made of, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoleInput {
-    /// Its display name: 1 to 100 characters.
-    pub name: String,
-    /// What it is for: up to 500 characters.
-    pub description: String,
-    /// What it grants.
-    pub permissions: PermissionSet,
-}
-
-impl RoleInput {
-    /// Parses a role's name, description and permission names, naming every bad field.
-    pub fn parse(
-        name: &str,
-        description: Option<&str>,
-        permissions: &[String],
-    ) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
-        let name = display_name("name", name, &mut errors);
-        let description = description
-            .and_then(|d| errors.check(DESCRIPTION.optional("description", d)))
-            .flatten()
-            .unwrap_or_default();
-        let permissions = PermissionSet::parse_names("permissions", permissions, &mut errors);
-        errors.into_result()?;
-        Ok(Self {
-            name,
-            description: description.to_owned(),
-            permissions,
-        })
-    }
-}
-
-/// A custom role's key: 2 to 40 of lowercase letters, digits, `-` and `_`, starting with a
-/// letter. The system roles' keys are taken in every tenant.
-pub fn parse_role_key(raw: &str) -> Result<String, FieldError> {
-    let key = raw.trim();
-    let ok = (2..=40).contains(&key.len())
-        && key.starts_with(|c: char| c.is_ascii_lowercase())
-        && key
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'));
-    if ok {
-        Ok(key.to_owned())
-    } else {
-        Err(FieldError::new(
-            "key",
-            "invalid_key",
-            "2 to 40 of a-z, 0-9, '-' and '_', starting with a letter",
-        ))
-    }
-}
-
-/// What [`parse_role_key`] takes, for the API document: the key, with whitespace around.
-pub const ROLE_KEY_PATTERN: &str = concat!(
-    "^",
-    tenantry_kernel::space_class!(),
-    "*[a-z][a-z0-9_-]{1,39}",
-    tenantry_kernel::space_class!(),
-    "*$"
-);
-
-/// One role a member holds, tenant-wide or at a location.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoleGrant {
-    /// The role.
-    pub role: RoleDefinition,
-    /// The location it is held at; `None` tenant-wide.
-    pub location_id: Option<LocationId>,
-    /// When it was granted (for a system role: when the membership last changed).
-    pub granted_at: DateTime<Utc>,
-}
-
-/// The permissions a member's custom roles add, as one request needs them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CustomGrants {
-    /// Held tenant-wide.
-    pub tenant: PermissionSet,
-    /// Held at the location asked about.
-    pub location: PermissionSet,
-}
 
 /// The tenant's roles and who holds them.
 #[async_trait::async_trait]
@@ -271,190 +131,6 @@ pub(crate) async fn seed_system_roles(
     });
     role::Entity::insert_many(rows).exec(txn).await?;
     Ok(())
-}
-
-/// Everything one request needs to know about its principal's access, read in one query.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ResolvedAccess {
-    /// Whether the member may act, and with which system role.
-    pub access: MemberAccess,
-    /// What the member's custom roles add (meaningful while the access is active).
-    pub grants: CustomGrants,
-    /// The system role held at the location asked about; `None` for an owner or admin
-    /// acting there on their tenant-wide role.
-    pub location_role: Option<Role>,
-}
-
-/// Resolves `user`'s access to `tenant` (and to `location`, when given) in one round trip:
-/// the membership and its tenant, the custom roles in scope and, at a location, the
-/// location membership and the location itself. Acting at a location fails with
-/// `LocationNotFound` (no such location in the tenant) or `NotLocationMember` (an active member
-/// who does not work there; owners and admins act anywhere).
-pub(crate) async fn resolve_access(
-    conn: &impl ConnectionTrait,
-    tenant: TenantId,
-    user: UserId,
-    location: Option<LocationId>,
-) -> Result<ResolvedAccess, TenancyError> {
-    let rows = conn
-        .query_all(&access_query(tenant.0, user.0, location.map(|l| l.0)))
-        .await?;
-    access_from_rows(&rows, location)
-}
-
-/// The query behind [`resolve_access`]: one row per custom grant in scope (at least one while
-/// `user` is a member), with the membership, the tenant's status, and at `location` the
-/// member's role there and whether the location exists. It reads from `memberships`, so a
-/// caller may join its own tables onto the membership to ask everything in one statement
-/// (authentication joins the session); [`access_from_rows`] reads the answer.
-#[must_use]
-pub fn access_query(
-    tenant: impl Into<sea_orm::Value>,
-    user: impl Into<sea_orm::Value>,
-    location: Option<impl Into<sea_orm::Value>>,
-) -> sea_orm::sea_query::SelectStatement {
-    let location: Option<sea_orm::Value> = location.map(Into::into);
-    use sea_orm::sea_query::{Alias, JoinType, Query};
-    let (m, t, g, r) = (
-        membership::Entity,
-        crate::entity::tenant::Entity,
-        member_role::Entity,
-        role::Entity,
-    );
-    let (lm, l) = (location_member::Entity, crate::entity::location::Entity);
-    let mut q = Query::select();
-    q.expr_as(Expr::col((m, membership::Column::Role)), Alias::new("role"))
-        .expr_as(
-            Expr::col((m, membership::Column::Status)),
-            Alias::new("member_status"),
-        )
-        .expr_as(
-            Expr::col((t, crate::entity::tenant::Column::Status)),
-            Alias::new("tenant_status"),
-        )
-        .expr_as(
-            Expr::col((r, role::Column::Permissions)),
-            Alias::new("permissions"),
-        )
-        .expr_as(
-            Expr::col((g, member_role::Column::LocationId)),
-            Alias::new("grant_location"),
-        )
-        .from(m)
-        .join(
-            JoinType::InnerJoin,
-            t,
-            Expr::col((t, crate::entity::tenant::Column::Id))
-                .equals((m, membership::Column::TenantId)),
-        );
-    let grant_scope = match &location {
-        None => Expr::col((g, member_role::Column::LocationId)).is_null(),
-        Some(loc) => Expr::col((g, member_role::Column::LocationId))
-            .is_null()
-            .or(Expr::col((g, member_role::Column::LocationId)).eq(loc.clone())),
-    };
-    q.join(
-        JoinType::LeftJoin,
-        g,
-        Expr::col((g, member_role::Column::TenantId))
-            .equals((m, membership::Column::TenantId))
-            .and(
-                Expr::col((g, member_role::Column::UserId)).equals((m, membership::Column::UserId)),
-            )
-            .and(grant_scope),
-    )
-    .join(
-        JoinType::LeftJoin,
-        r,
-        Expr::col((r, role::Column::Id)).equals((g, member_role::Column::RoleId)),
-    );
-    if let Some(loc) = location {
-        q.expr_as(
-            Expr::col((lm, location_member::Column::Role)),
-            Alias::new("location_role"),
-        )
-        .expr_as(
-            Expr::col((l, crate::entity::location::Column::Id)),
-            Alias::new("location_id"),
-        )
-        .join(
-            JoinType::LeftJoin,
-            lm,
-            Expr::col((lm, location_member::Column::TenantId))
-                .equals((m, membership::Column::TenantId))
-                .and(
-                    Expr::col((lm, location_member::Column::UserId))
-                        .equals((m, membership::Column::UserId)),
-                )
-                .and(Expr::col((lm, location_member::Column::LocationId)).eq(loc.clone())),
-        )
-        .join(
-            JoinType::LeftJoin,
-            l,
-            Expr::col((l, crate::entity::location::Column::TenantId))
-                .equals((m, membership::Column::TenantId))
-                .and(Expr::col((l, crate::entity::location::Column::Id)).eq(loc)),
-        );
-    }
-    q.and_where(Expr::col((m, membership::Column::TenantId)).eq(tenant.into()))
-        .and_where(Expr::col((m, membership::Column::UserId)).eq(user.into()));
-    q
-}
-
-/// What the rows of [`access_query`] for `location` say.
-pub fn access_from_rows(
-    rows: &[sea_orm::QueryResult],
-    location: Option<LocationId>,
-) -> Result<ResolvedAccess, TenancyError> {
-    let none = ResolvedAccess {
-        access: MemberAccess::None,
-        grants: CustomGrants::default(),
-        location_role: None,
-    };
-    let Some(first) = rows.first() else {
-        return Ok(none);
-    };
-    let member_status: String = row::named(first, "member_status")?;
-    let tenant_status: String = row::named(first, "tenant_status")?;
-    let access = if member_status != MemberStatus::Active.as_str() {
-        MemberAccess::Deactivated
-    } else if tenant_status != crate::TenantStatus::Active.as_str() {
-        MemberAccess::TenantSuspended
-    } else {
-        let role: String = row::named(first, "role")?;
-        Role::parse(&role).map_or(MemberAccess::None, MemberAccess::Active)
-    };
-    let MemberAccess::Active(role) = access else {
-        return Ok(ResolvedAccess { access, ..none });
-    };
-    let mut grants = CustomGrants::default();
-    for row in rows {
-        let Some(names) = row::named::<Option<String>>(row, "permissions")? else {
-            continue;
-        };
-        let set = PermissionSet::from_stored(&names);
-        if row::named::<Option<uuid::Uuid>>(row, "grant_location")?.is_none() {
-            grants.tenant = grants.tenant | set;
-        } else {
-            grants.location = grants.location | set;
-        }
-    }
-    let mut location_role = None;
-    if location.is_some() {
-        let held: Option<String> = row::named(first, "location_role")?;
-        let exists = row::named::<Option<uuid::Uuid>>(first, "location_id")?.is_some();
-        location_role = match held.as_deref().and_then(Role::parse) {
-            Some(r) => Some(r),
-            None if !exists => return Err(TenancyError::LocationNotFound),
-            None if matches!(role, Role::Owner | Role::Admin) => None,
-            None => return Err(TenancyError::NotLocationMember),
-        };
-    }
-    Ok(ResolvedAccess {
-        access,
-        grants,
-        location_role,
-    })
 }
 
 async fn load_role(
@@ -935,37 +611,4 @@ async fn grants_of(
         }
     }
     Ok(grants)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn role_input_names_every_bad_field() {
-        let err = RoleInput::parse(
-            " ",
-            Some(&"x".repeat(501)),
-            &["users.read".to_owned(), "users.fly".to_owned()],
-        )
-        .unwrap_err();
-        let fields: Vec<_> = err.0.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, ["name", "description", "permissions[1]"]);
-        let ok = RoleInput::parse(
-            " Auditor ",
-            None,
-            &["users.read".to_owned(), "users.read".to_owned()],
-        )
-        .unwrap();
-        assert_eq!(ok.name, "Auditor");
-        assert_eq!(ok.permissions.iter().count(), 1);
-    }
-
-    #[test]
-    fn keys_are_lowercase_slugs() {
-        assert_eq!(parse_role_key(" support-lead ").unwrap(), "support-lead");
-        for bad in ["x", "Support", "1st", "a b", &"a".repeat(41)] {
-            assert!(parse_role_key(bad).is_err(), "{bad}");
-        }
-    }
 }

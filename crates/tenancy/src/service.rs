@@ -353,7 +353,7 @@ impl TenancyService for SeaTenancy {
         user: UserId,
         location: Option<LocationId>,
     ) -> Result<crate::ResolvedAccess, TenancyError> {
-        crate::roles::resolve_access(&self.db, tenant, user, location).await
+        crate::access::resolve_access(&self.db, tenant, user, location).await
     }
 
     async fn members_among(
