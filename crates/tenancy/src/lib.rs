@@ -11,6 +11,7 @@ mod access;
 mod directory;
 pub mod entity;
 mod error;
+mod location_types;
 mod locations;
 mod member_service;
 mod members;
@@ -22,10 +23,11 @@ mod settings;
 
 pub use access::{CustomGrants, ResolvedAccess, access_from_rows, access_query};
 pub use error::TenancyError;
-pub use locations::{
-    ADDRESS, BrandingOverrides, LOCATION_CODE_PATTERN, Location, LocationService, LocationSettings,
+pub use location_types::{
+    ADDRESS, BrandingOverrides, LOCATION_CODE_PATTERN, Location, LocationSettings,
     LocationSettingsView, LocationUpdate, NewLocation,
 };
+pub use locations::LocationService;
 pub use member_service::MemberService;
 pub use members::{
     Expertise, JOB_TITLE, MAX_RATE_MINOR, MAX_TAGS, Member, MemberAccess, MemberFilter,
