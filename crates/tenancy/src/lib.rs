@@ -11,6 +11,7 @@ mod access;
 mod directory;
 pub mod entity;
 mod error;
+mod joins;
 mod location_types;
 mod locations;
 mod member_service;
@@ -23,6 +24,7 @@ mod settings;
 
 pub use access::{CustomGrants, ResolvedAccess, access_from_rows, access_query};
 pub use error::TenancyError;
+pub use joins::{TenantState, join_tenant_state, memberships_from_rows, memberships_query};
 pub use location_types::{
     ADDRESS, BrandingOverrides, LOCATION_CODE_PATTERN, Location, LocationSettings,
     LocationSettingsView, LocationUpdate, NewLocation,
@@ -39,10 +41,7 @@ pub use role_types::{
     parse_role_key,
 };
 pub use roles::RoleService;
-pub use service::{
-    SeaTenancy, TenancyService, TenantState, join_tenant_state, memberships_from_rows,
-    memberships_query,
-};
+pub use service::{SeaTenancy, TenancyService};
 pub use settings::{
     Branding, COLOR_PATTERN, Ceilings, DEFAULT_API_REQUESTS_PER_MINUTE, DOMAIN_PATTERN,
     FEATURE_NAME_PATTERN, LOCALE_PATTERN, Limits, SecurityPolicy, StoredSettings, TenantSettings,
