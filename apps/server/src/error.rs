@@ -13,7 +13,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tenantry_kernel::{Described, DomainError, ErrorKind, FieldError};
+use tenantry_kernel::{Described, DomainError, ErrorKind, FieldError, ValidationErrors};
 use utoipa::ToSchema;
 
 use crate::request_id;
@@ -116,17 +116,12 @@ impl ApiError {
     /// A 422 listing invalid fields.
     #[must_use]
     pub fn validation(errors: Vec<ProblemField>) -> Self {
-        let n = errors.len();
         let mut e = Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
-            "Invalid request",
+            ErrorKind::Invalid.title(),
         )
-        .detail(if n == 1 {
-            "1 field is invalid".to_owned()
-        } else {
-            format!("{n} fields are invalid")
-        });
+        .detail(ValidationErrors::summary(errors.len()));
         e.0.errors = errors;
         e
     }
@@ -134,12 +129,13 @@ impl ApiError {
     /// 401 for a missing or bad bearer token.
     #[must_use]
     pub fn unauthenticated(code: &'static str, detail: &str) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, code, "Authentication required")
-            .detail(detail)
-            .header(
-                header::WWW_AUTHENTICATE,
-                "Bearer realm=\"tenantry\", error=\"invalid_token\"",
-            )
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            code,
+            ErrorKind::Unauthenticated.title(),
+        )
+        .detail(detail)
+        .header(header::WWW_AUTHENTICATE, CHALLENGE)
     }
 
     /// 405 for a method the resource lacks, with the ones it has in `Allow`.
@@ -191,10 +187,7 @@ impl ApiError {
         e.0.errors = d.fields.iter().cloned().map(ProblemField::from).collect();
         e.0.extensions = d.extensions;
         if d.kind == ErrorKind::Unauthenticated {
-            e = e.header(
-                header::WWW_AUTHENTICATE,
-                "Bearer realm=\"tenantry\", error=\"invalid_token\"",
-            );
+            e = e.header(header::WWW_AUTHENTICATE, CHALLENGE);
         }
         if let Some(secs) = d.retry_after {
             e = e.header(header::RETRY_AFTER, secs.to_string());
@@ -213,6 +206,9 @@ impl ApiError {
         e
     }
 }
+
+/// The challenge a 401 for missing or unusable credentials carries.
+const CHALLENGE: &str = "Bearer realm=\"tenantry\", error=\"invalid_token\"";
 
 /// The status every failure of `kind` is answered with.
 fn status_of(kind: ErrorKind) -> StatusCode {

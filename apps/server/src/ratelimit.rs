@@ -5,9 +5,9 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use tenantry_kernel::{Principal, RequestContext};
+use tenantry_kernel::{Principal, RequestContext, Throttled};
 use tenantry_platform::Platform;
 use tenantry_platform::ratelimit::{Decision, record, track};
 
@@ -35,22 +35,14 @@ impl From<Limited> for ApiError {
     }
 }
 
-/// The 429 for a refused decision, with `Retry-After` and the `RateLimit-*` headers.
+/// The 429 for a refused decision, with `Retry-After` and the `RateLimit-*` headers: the
+/// same problem as a refused credential attempt ([`Throttled`]; a refusal has none left).
 pub fn refused(d: Decision) -> ApiError {
-    let mut e = ApiError::new(
-        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        "Too many requests",
-    )
-    .detail(format!(
-        "at most {} requests a minute; retry in {} s",
-        d.limit, d.retry_after_secs
-    ))
-    .header(RETRY_AFTER, d.retry_after_secs.to_string());
-    for (name, value) in headers(d) {
-        e = e.header(name, value);
-    }
-    e
+    ApiError::from(Throttled {
+        limit: d.limit,
+        retry_after_secs: d.retry_after_secs,
+        reset_secs: d.reset_secs,
+    })
 }
 
 /// Counts an authenticated request against its principal's allowance in the tenant: each

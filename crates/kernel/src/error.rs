@@ -143,14 +143,10 @@ pub trait DomainError: std::error::Error + Send + Sync + 'static {
 
 impl DomainError for ValidationErrors {
     fn describe(&self) -> Described<'_> {
-        let n = self.0.len();
         Described {
             fields: &self.0,
-            ..Described::new(ErrorKind::Invalid, "validation_failed").detail(if n == 1 {
-                "1 field is invalid".to_owned()
-            } else {
-                format!("{n} fields are invalid")
-            })
+            ..Described::new(ErrorKind::Invalid, "validation_failed")
+                .detail(ValidationErrors::summary(self.0.len()))
         }
     }
 }

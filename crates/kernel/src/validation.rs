@@ -32,6 +32,16 @@ impl FieldError {
 pub struct ValidationErrors(pub Vec<FieldError>);
 
 impl ValidationErrors {
+    /// How a problem sums up `n` invalid fields (`1 field is invalid`, `3 fields are invalid`).
+    #[must_use]
+    pub fn summary(n: usize) -> String {
+        if n == 1 {
+            "1 field is invalid".to_owned()
+        } else {
+            format!("{n} fields are invalid")
+        }
+    }
+
     /// Records the outcome of parsing one field, keeping the value when it parsed.
     pub fn check<T>(&mut self, result: Result<T, FieldError>) -> Option<T> {
         match result {
