@@ -186,7 +186,7 @@ async fn a_forgotten_password_is_reset_through_the_emailed_link(app: TestApp) {
     // no account, no token, no email.
     let unknown = app
         .platform
-        .identity
+        .account_upkeep
         .issue_password_reset("nobody@example.com")
         .await
         .unwrap();

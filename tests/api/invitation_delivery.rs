@@ -117,7 +117,7 @@ on_both_databases!(
 
 async fn cleanup(app: &TestApp, now: DateTime<Utc>) -> InvitationCleanup {
     app.platform
-        .invitations
+        .invitation_delivery
         .cleanup_invitations(now)
         .await
         .expect("cleanup")

@@ -5,6 +5,7 @@ mod access;
 mod access_tokens;
 mod account;
 mod api_keys;
+mod architecture;
 mod audit;
 mod contract;
 mod database;

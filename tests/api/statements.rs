@@ -28,7 +28,7 @@ async fn authentication_is_one_statement_and_me_two(app: TestApp) {
     at.expect("authenticated at the location");
     assert_eq!(sent.len(), 1, "authentication at a location: {sent:#?}");
 
-    let (me, sent) = record_statements(identity.me(&ctx)).await;
+    let (me, sent) = record_statements(app.platform.accounts.me(&ctx)).await;
     let me = me.expect("me");
     assert_eq!(me.email, "counted@example.com");
     assert_eq!(me.memberships.len(), 1);

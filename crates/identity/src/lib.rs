@@ -6,6 +6,7 @@
 //! `mfa_backup_codes` and `mfa_challenges` tables.
 //! Tenants and memberships belong to `tenantry-tenancy`, reached through its service trait.
 
+mod accounts;
 mod api_keys;
 pub mod entity;
 mod error;
@@ -16,7 +17,10 @@ mod model;
 pub mod password;
 mod service;
 pub mod sessions;
+mod signin;
+mod upkeep;
 
+pub use accounts::AccountService;
 pub use api_keys::{
     ApiKey, ApiKeyService, ApiKeyUpdate, CreatedApiKey, KEY_PREFIX, MAX_LIFETIME_DAYS, NewApiKey,
     split_key,
@@ -24,9 +28,9 @@ pub use api_keys::{
 pub use error::{IdentityError, TokenKind};
 pub use invitations::{
     Accepted, EmailDelivery, INVITATION_EMAIL_QUEUED, Invitation, InvitationCleanup,
-    InvitationMail, InvitationPreview, InvitationService, InvitationStatus, InviteOutcome,
-    MAX_BATCH, MAX_EMAIL_ATTEMPTS, MESSAGE, NewInvitations, RESEND_COOLDOWN, RETRY_DELAYS,
-    SkipReason,
+    InvitationDelivery, InvitationMail, InvitationPreview, InvitationService, InvitationStatus,
+    InviteOutcome, MAX_BATCH, MAX_EMAIL_ATTEMPTS, MESSAGE, NewInvitations, RESEND_COOLDOWN,
+    RETRY_DELAYS, SkipReason,
 };
 pub use jwt::{AccessClaims, TokenSigner};
 pub use mfa::{
@@ -39,7 +43,9 @@ pub use model::{
 };
 pub use password::{Admission, HashPool, PasswordHasher};
 pub use service::{
-    IdentityService, IdentitySettings, PASSWORD_RESET_REQUESTED, SeaIdentity, USER_REGISTERED,
+    IdentitySettings, PASSWORD_RESET_REQUESTED, SeaIdentity, USER_REGISTERED,
     VERIFICATION_REQUESTED,
 };
 pub use sessions::MemberSessions;
+pub use signin::IdentityService;
+pub use upkeep::AccountUpkeep;

@@ -69,7 +69,7 @@ async fn main() {
     let client = ClientMeta::default();
 
     let registered = platform
-        .identity
+        .accounts
         .register(
             Registration::parse(
                 "owner@example.com",

@@ -246,7 +246,11 @@ async fn email_attempt(job: EmailJob, platform: &Platform) -> Result<(), Attempt
     let from = &platform.settings.mail_from;
     match job {
         EmailJob::Verification { user_id } => {
-            let Some(mail) = platform.identity.issue_email_verification(user_id).await? else {
+            let Some(mail) = platform
+                .account_upkeep
+                .issue_email_verification(user_id)
+                .await?
+            else {
                 // Already verified (or the user is gone): nothing to send.
                 return Ok(());
             };
@@ -258,7 +262,7 @@ async fn email_attempt(job: EmailJob, platform: &Platform) -> Result<(), Attempt
             tracing::info!(user_id = %user_id, "verification email sent");
         }
         EmailJob::PasswordReset { email } => {
-            let Some(mail) = platform.identity.issue_password_reset(&email).await? else {
+            let Some(mail) = platform.account_upkeep.issue_password_reset(&email).await? else {
                 // No active account uses the address: nothing is sent, and the caller was
                 // told nothing either way.
                 return Ok(());
@@ -289,7 +293,7 @@ pub async fn deliver_invitation_email(
     email_id: uuid::Uuid,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let invitations = &platform.invitations;
+    let invitations = &platform.invitation_delivery;
     let Some(mail) = invitations
         .claim_invitation_email(tenant, email_id, now)
         .await?
@@ -322,7 +326,10 @@ pub async fn deliver_due_invitation_emails(
     platform: &Platform,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
-    let due = platform.invitations.due_invitation_emails(now, 500).await?;
+    let due = platform
+        .invitation_delivery
+        .due_invitation_emails(now, 500)
+        .await?;
     let attempted = futures::stream::iter(due)
         .map(|(tenant, id)| async move {
             match deliver_invitation_email(platform, tenant, id, now).await {
@@ -351,7 +358,10 @@ async fn retry_invitation_emails(
 }
 
 async fn invitation_cleanup(_tick: Tick, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
-    let report = platform.invitations.cleanup_invitations(Utc::now()).await?;
+    let report = platform
+        .invitation_delivery
+        .cleanup_invitations(Utc::now())
+        .await?;
     tracing::info!(
         expired = report.expired,
         emails_cancelled = report.emails_cancelled,
@@ -364,7 +374,7 @@ async fn invitation_cleanup(_tick: Tick, platform: Data<Arc<Platform>>) -> Resul
 }
 
 async fn cleanup(_tick: Tick, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
-    let report = platform.identity.purge_expired().await?;
+    let report = platform.account_upkeep.purge_expired().await?;
     tracing::info!(
         sessions = report.sessions,
         verification_tokens = report.verification_tokens,

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tenantry_audit::SeaAuditSink;
 use tenantry_identity::{
-    ApiKeyService, HashPool, IdentityService, IdentitySettings, InvitationService, MemberSessions,
-    MfaService, PasswordHasher, SeaIdentity, TokenSigner,
+    AccountService, AccountUpkeep, ApiKeyService, HashPool, IdentityService, IdentitySettings,
+    InvitationDelivery, InvitationService, MemberSessions, MfaService, PasswordHasher, SeaIdentity,
+    TokenSigner,
 };
 use tenantry_kernel::db::Db;
 use tenantry_kernel::{AuditSink, Sealer};
@@ -32,10 +33,16 @@ pub struct Platform {
     pub locations: Arc<dyn LocationService>,
     /// Roles, system and custom, and who holds them.
     pub roles: Arc<dyn RoleService>,
-    /// Users, sessions and tokens.
+    /// Signing in, sessions and tokens.
     pub identity: Arc<dyn IdentityService>,
-    /// Invitations and their emails.
+    /// Sign-up and the caller's own account.
+    pub accounts: Arc<dyn AccountService>,
+    /// Account tokens for emails and the purge, for the jobs.
+    pub account_upkeep: Arc<dyn AccountUpkeep>,
+    /// Invitations.
     pub invitations: Arc<dyn InvitationService>,
+    /// Invitation emails and cleanup, for the jobs.
+    pub invitation_delivery: Arc<dyn InvitationDelivery>,
     /// The tenant's API keys.
     pub api_keys: Arc<dyn ApiKeyService>,
     /// Second factors and the sign-ins that need them.
@@ -127,7 +134,10 @@ impl Platform {
             IdentitySettings::default(),
         ));
         let identity: Arc<dyn IdentityService> = sea_identity.clone();
+        let accounts: Arc<dyn AccountService> = sea_identity.clone();
+        let account_upkeep: Arc<dyn AccountUpkeep> = sea_identity.clone();
         let invitations: Arc<dyn InvitationService> = sea_identity.clone();
+        let invitation_delivery: Arc<dyn InvitationDelivery> = sea_identity.clone();
         let api_keys: Arc<dyn ApiKeyService> = sea_identity.clone();
         let mfa: Arc<dyn MfaService> = sea_identity;
         Ok(Self {
@@ -138,7 +148,10 @@ impl Platform {
             locations,
             roles,
             identity,
+            accounts,
+            account_upkeep,
             invitations,
+            invitation_delivery,
             api_keys,
             mfa,
             limits,

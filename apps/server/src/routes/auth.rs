@@ -209,7 +209,7 @@ pub async fn register(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let input = Registration::parse(&body.email, body.password, &body.name, &body.tenant_name)?;
-    let done = state.identity.register(input, &client.0).await?;
+    let done = state.accounts.register(input, &client.0).await?;
     Ok(HttpResponse::Created().json(RegisterResponse {
         user_id: done.user_id.0,
         tenant_id: done.tenant.id.0,
@@ -309,7 +309,7 @@ pub async fn verify_email(
     client: Client,
     body: Json<VerifyEmailRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let done = state.identity.verify_email(&body.token, &client.0).await?;
+    let done = state.accounts.verify_email(&body.token, &client.0).await?;
     Ok(HttpResponse::Ok().json(VerifyEmailResponse {
         user_id: done.user_id.0,
         email: done.email,
@@ -393,7 +393,7 @@ pub async fn change_password(
     let body = body.into_inner();
     let new = Password::parse("new_password", body.new_password).map_err(ValidationErrors::from)?;
     state
-        .identity
+        .accounts
         .change_password(&auth.0, &body.current_password, new)
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -409,7 +409,7 @@ pub async fn change_password(
     ))]
 #[post("/auth/resend-verification")]
 pub async fn resend_verification(state: AppState, auth: Auth) -> Result<HttpResponse, ApiError> {
-    state.identity.resend_verification(&auth.0).await?;
+    state.accounts.resend_verification(&auth.0).await?;
     Ok(HttpResponse::Accepted().finish())
 }
 
@@ -430,7 +430,7 @@ pub async fn forgot_password(
     body: Json<ForgotPasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state
-        .identity
+        .accounts
         .request_password_reset(&body.email, &client.0)
         .await?;
     Ok(HttpResponse::Accepted().finish())
@@ -458,7 +458,7 @@ pub async fn reset_password(
     let body = body.into_inner();
     let new = Password::parse("new_password", body.new_password).map_err(ValidationErrors::from)?;
     state
-        .identity
+        .accounts
         .reset_password(&body.token, new, &client.0)
         .await?;
     Ok(HttpResponse::NoContent().finish())

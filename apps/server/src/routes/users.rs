@@ -59,7 +59,7 @@ pub struct MeResponse {
     ))]
 #[get("/users/me")]
 pub async fn me(state: AppState, auth: Auth) -> Result<HttpResponse, ApiError> {
-    let me = state.identity.me(&auth.0).await?;
+    let me = state.accounts.me(&auth.0).await?;
     Ok(HttpResponse::Ok().json(MeResponse {
         id: me.id.0,
         email: me.email,
