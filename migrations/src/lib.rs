@@ -15,6 +15,7 @@ mod m20261121_000005_roles;
 mod m20261121_000006_api_keys;
 mod m20261121_000007_mfa;
 mod m20261202_000008_list_indexes;
+mod m20261203_000009_idempotency_keys;
 
 /// Applies Tenantry's migrations in order.
 #[derive(Debug)]
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000006_api_keys::Migration),
             Box::new(m20261121_000007_mfa::Migration),
             Box::new(m20261202_000008_list_indexes::Migration),
+            Box::new(m20261203_000009_idempotency_keys::Migration),
         ]
     }
 }

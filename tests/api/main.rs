@@ -11,6 +11,7 @@ mod contract;
 mod database;
 mod errors;
 mod helpers;
+mod idempotency;
 mod input;
 mod invitation_delivery;
 mod invitations;

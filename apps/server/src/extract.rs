@@ -59,6 +59,11 @@ impl FromRequest for Client {
 /// `X-Location-Id` header chooses the location to act in, over the one the token names.
 pub struct Auth(pub RequestContext);
 
+/// A context a middleware authenticated already (see [`crate::idempotency`]); the handler's
+/// [`Auth`] takes it instead of authenticating the request a second time.
+#[derive(Clone)]
+pub(crate) struct Authenticated(pub(crate) RequestContext);
+
 /// The header that chooses a location to act in.
 pub const LOCATION_HEADER: &str = "x-location-id";
 
@@ -67,6 +72,10 @@ impl FromRequest for Auth {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(done) = req.extensions().get::<Authenticated>() {
+            let ctx = done.0.clone();
+            return Box::pin(async move { Ok(Auth(ctx)) });
+        }
         let token = req
             .headers()
             .get(header::AUTHORIZATION)

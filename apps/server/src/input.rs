@@ -54,19 +54,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<BodyLimit>>()
-            .map_or(256 * 1024, |l| l.0);
         let is_json = matches!(
             req.mime_type(),
             Ok(Some(m)) if m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json")
         );
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let body = read_body(req, payload);
         Box::pin(async move {
             if !is_json {
                 return Err(ApiError::new(
@@ -76,30 +68,51 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 )
                 .detail("send the body as application/json"));
             }
-            let too_large = || {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "Payload too large",
-                )
-                .detail(format!("the body exceeds {limit} bytes"))
-            };
-            if declared.is_some_and(|n| n > limit) {
-                return Err(too_large());
-            }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", "Malformed body")
-                        .detail("the body could not be read")
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = body.await?;
             parse_body(&body).map(Json)
         })
+    }
+}
+
+/// Reads the whole body of `req` within its body limit ([`BodyLimit`]): 413 past it, 400
+/// for a body that breaks off.
+pub fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<web::Bytes, ApiError>> + 'static {
+    let limit = req
+        .app_data::<web::Data<BodyLimit>>()
+        .map_or(256 * 1024, |l| l.0);
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    async move {
+        let too_large = || {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            )
+            .detail(format!("the body exceeds {limit} bytes"))
+        };
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", "Malformed body")
+                    .detail("the body could not be read")
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod codec_errors;
 pub mod contract;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod input;
 pub mod openapi;
 pub mod ratelimit;

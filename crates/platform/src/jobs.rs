@@ -7,7 +7,7 @@
 //! | [`EmailJob::PasswordReset`] | outbox event `user.password_reset_requested` | the same |
 //! | [`EmailJob::Invitation`] | outbox event `invitation.email_queued` | its own schedule, below |
 //! | invitation email retries | cron, every minute | after 5 min, 30 min, 2 h; then failed |
-//! | cleanup | cron, every 15 minutes | next tick |
+//! | cleanup (sessions, spent tokens, expired idempotency keys) | cron, every 15 minutes | next tick |
 //! | invitation cleanup | cron, daily at 03:30 UTC | next day |
 //!
 //! An invitation email is a row with its own state (`invitation_emails`): a failed SMTP
@@ -375,8 +375,10 @@ async fn invitation_cleanup(_tick: Tick, platform: Data<Arc<Platform>>) -> Resul
 
 async fn cleanup(_tick: Tick, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
     let report = platform.account_upkeep.purge_expired().await?;
+    let idempotency_keys = crate::idempotency::purge(&platform.db, Utc::now()).await?;
     tracing::info!(
         sessions = report.sessions,
+        idempotency_keys,
         verification_tokens = report.verification_tokens,
         password_reset_tokens = report.password_reset_tokens,
         "cleanup done"

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod db;
+pub mod idempotency;
 pub mod jobs;
 pub mod keys;
 pub mod mailer;

@@ -186,18 +186,22 @@ impl InvitationQuery {
 /// are skipped and listed; each invitation's email goes out through the job queue.
 #[utoipa::path(post, path = "/api/v1/invitations", tag = "invitations", operation_id = "create_invitations",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Up to 255 visible ASCII characters. A retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) for 24 hours, instead of inviting twice")),
     request_body = InviteRequest,
     responses(
         (status = 201, description = "Invitations created; skipped addresses listed", body = InviteResponse),
-        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, or a malformed `Idempotency-Key` (`invalid_idempotency_key`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid access token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed to invite (`forbidden`), or the role ranks above the caller's (`role_not_grantable`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No location of the tenant has this `location_id`", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Every address skipped (`already_invited`, `already_member` or `invitation_conflict`, with `skipped`), or the seat limit would be passed (`seat_limit_reached`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Every address skipped (`already_invited`, `already_member` or `invitation_conflict`, with `skipped`), the seat limit would be passed (`seat_limit_reached`), or a request with this `Idempotency-Key` is still running (`idempotency_key_in_use`, with `Retry-After`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, named `emails[i]` for addresses (`invalid_email`, `duplicate`, `domain_not_allowed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, named `emails[i]` for addresses (`invalid_email`, `duplicate`, `domain_not_allowed`), or an `Idempotency-Key` sent before with a different request (`idempotency_key_reused`)", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-#[post("/invitations")]
+#[post(
+    "/invitations",
+    wrap = "actix_web::middleware::from_fn(crate::idempotency::idempotent)"
+)]
 pub async fn create(
     state: AppState,
     auth: Auth,
