@@ -20,8 +20,11 @@ import tempfile
 import time
 import urllib.request
 
+import metrics
+
 HERE = pathlib.Path(__file__).resolve().parent
 EMAIL, PASSWORD = "owner@fuzz.example", "correct horse battery staple"
+METRICS_TOKEN = "fuzz-metrics-token"
 
 
 def free_port():
@@ -83,6 +86,7 @@ def main():
                    # stop it are raised (the served document states the tenant ceiling).
                    TENANTRY_AUTH_REQUESTS_PER_MINUTE="1000000",
                    TENANTRY_TENANT_LIMITS__API_REQUESTS_PER_MINUTE="1000000",
+                   TENANTRY_METRICS_TOKEN=METRICS_TOKEN,
                    RUST_LOG=os.environ.get("RUST_LOG", "warn"))
         log = open(data_dir / "server.log", "w")
         server = subprocess.Popen([binary, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -112,6 +116,7 @@ def main():
             if server.poll() is not None:
                 raise SystemExit("the server stopped during the run")
             status = first.returncode or second.returncode
+            metrics.check(base, METRICS_TOKEN)
             if status:
                 print((data_dir / "server.log").read_text()[-20000:], file=sys.stderr)
             return status

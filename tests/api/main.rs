@@ -18,6 +18,7 @@ mod invitations;
 mod jobs;
 mod locations;
 mod members;
+mod metrics;
 mod mfa;
 mod openapi;
 mod pages;

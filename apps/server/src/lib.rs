@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod input;
+pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
 pub mod request_id;

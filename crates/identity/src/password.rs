@@ -58,6 +58,8 @@ type Slot = OwnedSemaphorePermit;
 pub struct PasswordHasher {
     queue: SyncSender<Job>,
     slots: Arc<Semaphore>,
+    /// The places there are: one per thread and one per queued job.
+    capacity: usize,
     max_wait: Duration,
     params: Params,
     /// A real hash of a random password, verified against when the account does not exist,
@@ -106,10 +108,18 @@ impl PasswordHasher {
         Ok(Self {
             queue: tx,
             slots: Arc::new(Semaphore::new(capacity)),
+            capacity,
             max_wait: pool.max_wait,
             params,
             dummy_hash,
         })
+    }
+
+    /// The places taken now (hashes running or queued) and the places there are, for metrics.
+    #[must_use]
+    pub fn load(&self) -> (usize, usize) {
+        let free = self.slots.available_permits().min(self.capacity);
+        (self.capacity - free, self.capacity)
     }
 
     /// Reserves a place for one hash or verification, waiting at most the maximum wait for

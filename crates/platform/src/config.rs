@@ -98,6 +98,10 @@ pub struct Settings {
     /// Proxies (addresses or networks such as `10.0.0.0/8`) whose `X-Forwarded-For` names
     /// the client; empty trusts none.
     pub trusted_proxies: Vec<String>,
+    /// The bearer token that opens `GET /metrics` (Prometheus text format). Unset, the
+    /// server does not serve metrics: they are never public.
+    #[serde(serialize_with = "redact_opt")]
+    pub metrics_token: Option<SecretString>,
     /// The most a tenant may allow itself (`tenant_limits.api_requests_per_minute`,
     /// `tenant_limits.seats`), until plans own allowances.
     pub tenant_limits: tenantry_tenancy::Ceilings,
@@ -133,6 +137,7 @@ impl Default for Settings {
             rate_limit_prefix: "tenantry:rl:".into(),
             auth_requests_per_minute: 20,
             trusted_proxies: Vec::new(),
+            metrics_token: None,
             tenant_limits: tenantry_tenancy::Ceilings::default(),
         }
     }

@@ -72,9 +72,9 @@ impl EmailJob {
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
-            EmailJob::Verification { .. } => "verification",
-            EmailJob::PasswordReset { .. } => "password_reset",
-            EmailJob::Invitation { .. } => "invitation",
+            EmailJob::Verification { .. } => "email.verification",
+            EmailJob::PasswordReset { .. } => "email.password_reset",
+            EmailJob::Invitation { .. } => "email.invitation",
         }
     }
 }
@@ -82,17 +82,17 @@ impl EmailJob {
 /// Where jobs are queued: the apalis storage matching the database.
 #[derive(Clone)]
 pub enum JobQueue {
-    /// apalis-sqlite, in the embedded database file.
-    Sqlite(SqliteStorage<EmailJob>),
-    /// apalis-postgres.
-    Postgres(PostgresStorage<EmailJob>),
+    /// apalis-sqlite, in the embedded database file, and the pool it runs on.
+    Sqlite(SqliteStorage<EmailJob>, apalis_sqlite::SqlitePool),
+    /// apalis-postgres, and the pool it runs on.
+    Postgres(PostgresStorage<EmailJob>, sea_orm::sqlx::PgPool),
 }
 
 impl std::fmt::Debug for JobQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            JobQueue::Sqlite(_) => "JobQueue::Sqlite",
-            JobQueue::Postgres(_) => "JobQueue::Postgres",
+            JobQueue::Sqlite(..) => "JobQueue::Sqlite",
+            JobQueue::Postgres(..) => "JobQueue::Postgres",
         })
     }
 }
@@ -112,14 +112,14 @@ impl JobQueue {
                 .connect_with(opts)
                 .await?;
             SqliteStorage::setup(&pool).await?;
-            Ok(JobQueue::Sqlite(SqliteStorage::new(&pool)))
+            Ok(JobQueue::Sqlite(SqliteStorage::new(&pool), pool))
         } else {
             let pool = sea_orm::sqlx::postgres::PgPoolOptions::new()
                 .max_connections(4)
                 .connect(url)
                 .await?;
             PostgresStorage::setup(&pool).await?;
-            Ok(JobQueue::Postgres(PostgresStorage::new(&pool)))
+            Ok(JobQueue::Postgres(PostgresStorage::new(&pool), pool))
         }
     }
 
@@ -129,14 +129,54 @@ impl JobQueue {
             .max_attempts(EmailJob::MAX_ATTEMPTS)
             .idempotency_key(key);
         let pushed: anyhow::Result<()> = match self {
-            JobQueue::Sqlite(s) => s.clone().push_task(task.build()).await.map_err(Into::into),
-            JobQueue::Postgres(s) => s.clone().push_task(task.build()).await.map_err(Into::into),
+            JobQueue::Sqlite(s, _) => s.clone().push_task(task.build()).await.map_err(Into::into),
+            JobQueue::Postgres(s, _) => s.clone().push_task(task.build()).await.map_err(Into::into),
         };
         match pushed {
             // Another relay (or this one, before a crash) queued it already.
             Err(e) if already_queued(&e) => Ok(()),
             other => other,
         }
+    }
+}
+
+/// How the job queue stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct QueueDepth {
+    /// Jobs waiting to run, due or not.
+    pub queued: u64,
+    /// How long the longest-waiting due job has been due, in seconds (0 when none is).
+    pub oldest_due_secs: f64,
+}
+
+impl JobQueue {
+    /// The jobs waiting, and the age of the oldest due one.
+    pub async fn depth(&self) -> anyhow::Result<QueueDepth> {
+        let (queued, oldest) = match self {
+            JobQueue::Sqlite(_, pool) => {
+                let (n, age): (i64, Option<i64>) = sea_orm::sqlx::query_as(
+                    "SELECT COUNT(*), CAST(strftime('%s', 'now') AS INTEGER) \
+                     - MIN(CASE WHEN run_at <= CAST(strftime('%s', 'now') AS INTEGER) \
+                     THEN run_at END) FROM Jobs WHERE status = 'Pending'",
+                )
+                .fetch_one(pool)
+                .await?;
+                (n, age.map(|a| a as f64))
+            }
+            JobQueue::Postgres(_, pool) => {
+                sea_orm::sqlx::query_as::<_, (i64, Option<f64>)>(
+                    "SELECT COUNT(*), EXTRACT(EPOCH FROM now() - MIN(run_at) \
+                     FILTER (WHERE run_at <= now()))::float8 \
+                     FROM apalis.jobs WHERE status = 'Pending'",
+                )
+                .fetch_one(pool)
+                .await?
+            }
+        };
+        Ok(QueueDepth {
+            queued: u64::try_from(queued).unwrap_or(0),
+            oldest_due_secs: oldest.unwrap_or(0.0).max(0.0),
+        })
     }
 }
 
@@ -211,19 +251,36 @@ fn email_link(settings: &crate::Settings, page: &str, token: &str) -> String {
 
 async fn send_email(job: EmailJob, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
     let kind = job.kind();
-    match email_attempt(job, &platform).await {
-        Ok(()) => Ok(()),
+    let started = std::time::Instant::now();
+    let (outcome, result) = match email_attempt(job, &platform).await {
+        Ok(()) => ("ok", Ok(())),
         // A message that cannot be built (an address no relay takes, a bad sender) fails the
         // same way every time: it is reported once and not retried.
         Err(AttemptError::Mail(e @ MailError::Config(_))) => {
             tracing::error!(kind, error = %e, "email cannot be sent; not retried");
-            Ok(())
+            ("failed", Ok(()))
         }
         Err(e) => {
             tracing::warn!(kind, error = %e, "email attempt failed; it is retried");
-            Err(e.into())
+            ("retry", Err(e.into()))
         }
-    }
+    };
+    platform.metrics.job_run(kind, outcome, started);
+    result
+}
+
+/// Runs a scheduled job, counted like any other.
+async fn scheduled<E>(
+    platform: &Platform,
+    job: &'static str,
+    run: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), E> {
+    let started = std::time::Instant::now();
+    let result = run.await;
+    // A failed tick is not retried: the next tick runs it again.
+    let outcome = if result.is_ok() { "ok" } else { "failed" };
+    platform.metrics.job_run(job, outcome, started);
+    result
 }
 
 /// Why an email attempt failed.
@@ -350,7 +407,16 @@ async fn retry_invitation_emails(
     _tick: Tick,
     platform: Data<Arc<Platform>>,
 ) -> Result<(), BoxDynError> {
-    let attempted = deliver_due_invitation_emails(&platform, Utc::now()).await?;
+    scheduled(
+        &platform,
+        "invitation_email_retries",
+        retry_invitation_emails_now(&platform),
+    )
+    .await
+}
+
+async fn retry_invitation_emails_now(platform: &Platform) -> Result<(), BoxDynError> {
+    let attempted = deliver_due_invitation_emails(platform, Utc::now()).await?;
     if attempted > 0 {
         tracing::info!(attempted, "invitation email retries done");
     }
@@ -358,6 +424,15 @@ async fn retry_invitation_emails(
 }
 
 async fn invitation_cleanup(_tick: Tick, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
+    scheduled(
+        &platform,
+        "invitation_cleanup",
+        invitation_cleanup_now(&platform),
+    )
+    .await
+}
+
+async fn invitation_cleanup_now(platform: &Platform) -> Result<(), BoxDynError> {
     let report = platform
         .invitation_delivery
         .cleanup_invitations(Utc::now())
@@ -374,6 +449,10 @@ async fn invitation_cleanup(_tick: Tick, platform: Data<Arc<Platform>>) -> Resul
 }
 
 async fn cleanup(_tick: Tick, platform: Data<Arc<Platform>>) -> Result<(), BoxDynError> {
+    scheduled(&platform, "cleanup", cleanup_now(&platform)).await
+}
+
+async fn cleanup_now(platform: &Platform) -> Result<(), BoxDynError> {
     let report = platform.account_upkeep.purge_expired().await?;
     let idempotency_keys = crate::idempotency::purge(&platform.db, Utc::now()).await?;
     tracing::info!(
@@ -446,7 +525,7 @@ pub async fn run(
     let email_worker = format!("tenantry-email-{}", uuid::Uuid::now_v7().simple());
     let email = async {
         match platform.jobs.clone() {
-            JobQueue::Sqlite(s) => {
+            JobQueue::Sqlite(s, _) => {
                 WorkerBuilder::new(email_worker.as_str())
                     .backend(s)
                     .retry(policy)
@@ -455,7 +534,7 @@ pub async fn run(
                     .run_until(stop(shutdown.clone()))
                     .await
             }
-            JobQueue::Postgres(s) => {
+            JobQueue::Postgres(s, _) => {
                 WorkerBuilder::new(email_worker.as_str())
                     .backend(s)
                     .retry(policy)

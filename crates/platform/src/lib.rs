@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod keys;
 pub mod mailer;
+pub mod metrics;
 pub mod outbox;
 mod platform;
 pub mod ratelimit;

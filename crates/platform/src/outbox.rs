@@ -69,6 +69,14 @@ impl SqlOutbox {
             .collect()
     }
 
+    /// How many events wait for the relay.
+    pub async fn pending_count(db: &Db) -> Result<u64, DbErr> {
+        entity::Entity::find()
+            .filter(entity::Column::DispatchedAt.is_null())
+            .count(db)
+            .await
+    }
+
     /// Marks an event delivered.
     pub async fn mark_dispatched(db: &Db, id: Uuid) -> Result<(), DbErr> {
         entity::Entity::update_many()

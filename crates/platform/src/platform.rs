@@ -57,6 +57,10 @@ pub struct Platform {
     pub mailer: Arc<Mailer>,
     /// The job queue.
     pub jobs: JobQueue,
+    /// The password-hash pool (for its metrics; identity hashes through it).
+    pub hasher: Arc<PasswordHasher>,
+    /// This instance's metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Platform {
@@ -129,7 +133,7 @@ impl Platform {
             db.clone(),
             Arc::clone(&tenancy),
             (audit, outbox.clone()),
-            (hasher, attempts),
+            (Arc::clone(&hasher), attempts),
             (signer, Arc::new(Sealer::new(&keys.encryption_key))),
             IdentitySettings::default(),
         ));
@@ -159,6 +163,8 @@ impl Platform {
             outbox,
             mailer,
             jobs,
+            hasher,
+            metrics: crate::metrics::Metrics::new(),
         })
     }
 }

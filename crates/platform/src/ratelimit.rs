@@ -65,11 +65,19 @@ pub struct RedisLimiter {
 }
 
 /// Where the buckets live.
-pub enum RateLimiter {
+enum Store {
     /// In this process.
     Local(LocalLimiter),
     /// In Redis.
     Redis(RedisLimiter),
+}
+
+/// Rate limits over buckets in this process or in Redis, counting what they refuse (by the
+/// limit's name: the first part of its key) and how often Redis did not answer, for metrics.
+pub struct RateLimiter {
+    store: Store,
+    rejections: Mutex<std::collections::BTreeMap<String, u64>>,
+    fallbacks: AtomicU64,
 }
 
 /// GCRA over a Redis key holding the theoretical arrival time (ms): each request moves it one
@@ -99,31 +107,55 @@ impl RateLimiter {
     /// Buckets in this process.
     #[must_use]
     pub fn local() -> Self {
-        Self::Local(LocalLimiter {
+        Self::over(Store::Local(LocalLimiter {
             by_limit: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
-        })
+        }))
+    }
+
+    fn over(store: Store) -> Self {
+        Self {
+            store,
+            rejections: Mutex::new(std::collections::BTreeMap::new()),
+            fallbacks: AtomicU64::new(0),
+        }
+    }
+
+    /// Refusals so far, by limit (`api`, or a credential attempt's kind).
+    pub fn rejections(&self) -> Vec<(String, u64)> {
+        self.rejections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    /// Checks let through so far because Redis did not answer.
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
     }
 
     /// Buckets in the Redis at `url`, under keys starting with `prefix`.
     pub async fn redis(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let conn = redis::aio::ConnectionManager::new(client).await?;
-        Ok(Self::Redis(RedisLimiter {
+        Ok(Self::over(Store::Redis(RedisLimiter {
             conn,
             script: redis::Script::new(GCRA),
             prefix: prefix.to_owned(),
-        }))
+        })))
     }
 
     /// Counts one request against `key`, which allows `per_minute` requests a minute.
     pub async fn hit(&self, key: &str, per_minute: u32) -> Decision {
         let per_minute = per_minute.max(1);
-        match self {
-            Self::Local(l) => l.hit(key, per_minute),
-            Self::Redis(r) => match r.hit(key, per_minute).await {
+        let decision = match &self.store {
+            Store::Local(l) => l.hit(key, per_minute),
+            Store::Redis(r) => match r.hit(key, per_minute).await {
                 Ok(d) => d,
                 Err(e) => {
+                    self.fallbacks.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "rate limit store unreachable; letting the request through");
                     Decision {
                         allowed: true,
@@ -134,7 +166,19 @@ impl RateLimiter {
                     }
                 }
             },
+        };
+        if !decision.allowed {
+            // The key's first part names the limit (`api`, or the attempt's kind); what follows
+            // names the caller and stays out of the labels.
+            let limit = key.split(':').next().unwrap_or_default();
+            *self
+                .rejections
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(limit.to_owned())
+                .or_default() += 1;
         }
+        decision
     }
 }
 

@@ -58,6 +58,8 @@ pub(super) struct Writer {
     acquire_timeout: Duration,
     /// Transactions of deferred writes alone, waiting for the committer.
     ready: Arc<Ready>,
+    /// Writes waiting for the writer.
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 /// A transaction whose every statement was deferred: nothing in it waits for an answer, so
@@ -154,6 +156,7 @@ impl Writer {
             options,
             acquire_timeout,
             ready: Arc::default(),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -208,12 +211,25 @@ impl Writer {
         }
     }
 
+    /// Whether the writer is lent out (0 or 1), and how many writes wait for it or for the
+    /// committer.
+    pub(super) fn stats(&self) -> (usize, usize) {
+        let in_use = usize::from(self.slot.try_lock().is_err());
+        let batches = self.ready.line().batches.len();
+        (
+            in_use,
+            self.waiting.load(std::sync::atomic::Ordering::Acquire) + batches,
+        )
+    }
+
     /// The writer, in line behind the writes already waiting (tokio's mutex serves them in
     /// order); unavailable past the acquire timeout.
     pub(super) async fn take(&self) -> Result<Held, DbErr> {
-        let guard = tokio::time::timeout(self.acquire_timeout, self.slot.clone().lock_owned())
-            .await
-            .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?;
+        let waiting = super::Counted::enter(&self.waiting);
+        let guard =
+            tokio::time::timeout(self.acquire_timeout, self.slot.clone().lock_owned()).await;
+        drop(waiting);
+        let guard = guard.map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?;
         let mut held = Held(Some(guard));
         held.open(&self.options).await.map_err(super::acquire_err)?;
         Ok(held)
