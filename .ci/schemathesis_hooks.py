@@ -25,7 +25,7 @@ def one_key_per_body(case):
     name = next((h for h in headers if h.lower() == "idempotency-key"), None)
     if name is None or not isinstance(headers[name], str) or not KEY.match(headers[name]):
         return
-    digest = hashlib.sha256(json.dumps(case.body, sort_keys=True).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(case.body, sort_keys=True, default=repr).encode()).hexdigest()[:16]
     case.headers = dict(headers, **{name: f"{headers[name][:200]}-{digest}"})
 
 

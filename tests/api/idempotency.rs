@@ -156,9 +156,15 @@ async fn a_key_lasts_twenty_four_hours(app: TestApp) {
     let db = &app.platform.db;
     let now = Utc::now();
     // A day less a minute later, the key still belongs to the first request...
-    let held = idempotency::claim(db, &scope, "another request", now + Duration::hours(23))
-        .await
-        .unwrap();
+    let held = idempotency::claim(
+        db,
+        &app.platform.sealer,
+        &scope,
+        "another request",
+        now + Duration::hours(23),
+    )
+    .await
+    .unwrap();
     assert_eq!(held, Claim::Reused);
     assert_eq!(
         idempotency::purge(db, now + Duration::hours(23))
@@ -168,7 +174,7 @@ async fn a_key_lasts_twenty_four_hours(app: TestApp) {
     );
     // ...and a day later it is free again, and the cleanup removes it.
     let later = now + Duration::hours(24) + Duration::minutes(1);
-    let free = idempotency::claim(db, &scope, "another request", later)
+    let free = idempotency::claim(db, &app.platform.sealer, &scope, "another request", later)
         .await
         .unwrap();
     assert_eq!(free, Claim::Acquired);
@@ -176,3 +182,46 @@ async fn a_key_lasts_twenty_four_hours(app: TestApp) {
     assert_eq!(idempotency::purge(db, much_later).await.unwrap(), 1);
 }
 on_both_databases!(a_key_lasts_twenty_four_hours);
+
+async fn a_replayed_api_key_shows_its_secret_again_and_none_is_kept_readable(app: TestApp) {
+    let owner = app.register("owner@example.com", "Acme").await;
+    let body = json!({"name": "sync", "scopes": ["users.read"]});
+    let create = || async {
+        app.client
+            .post(app.url("/api/v1/api-keys"))
+            .bearer_auth(&owner.access_token)
+            .header("Idempotency-Key", "key-for-sync")
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    };
+    let first = create().await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let again = create().await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first);
+    let secret = first["secret"].as_str().unwrap();
+
+    let listed = app
+        .get_authed("/api/v1/api-keys", &owner.access_token)
+        .await;
+    let listed: Value = listed.json().await.unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+
+    use sea_orm::EntityTrait as _;
+    let kept = idempotency::entity::Entity::find()
+        .all(&app.platform.db)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    let stored = kept[0].response_body.as_deref().unwrap();
+    assert!(
+        !stored.contains(secret) && !stored.contains("tnt_"),
+        "{stored}"
+    );
+}
+on_both_databases!(a_replayed_api_key_shows_its_secret_again_and_none_is_kept_readable);

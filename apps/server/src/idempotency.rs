@@ -85,7 +85,14 @@ pub async fn idempotent(
     let waited = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(10);
     loop {
-        let claim = idempotency::claim(&platform.db, &scope, &fingerprint, Utc::now()).await;
+        let claim = idempotency::claim(
+            &platform.db,
+            &platform.sealer,
+            &scope,
+            &fingerprint,
+            Utc::now(),
+        )
+        .await;
         match claim {
             Err(e) => return Ok(req.error_response(ApiError::from(e))),
             Ok(Claim::Acquired) => return run(req, next, &platform, &scope).await,
@@ -162,7 +169,9 @@ async fn run(
                     .collect(),
                 body: text.to_owned(),
             };
-            if let Err(e) = idempotency::complete(&platform.db, scope, &stored).await {
+            if let Err(e) =
+                idempotency::complete(&platform.db, &platform.sealer, scope, &stored).await
+            {
                 // The request ran; its answer goes out. The key stays held until its lease
                 // ends, and a retry after that runs again.
                 tracing::error!(error = %e, "idempotency key could not be completed");

@@ -7,15 +7,20 @@
 //! tenant, gets the stored response; one with a different method, path or body gets
 //! [`Claim::Reused`]. A key lives 24 hours; a claim whose request died is taken over once its
 //! lease has passed.
+//!
+//! A stored body is sealed (AES-256-GCM under `encryption_key`, bound to its key's scope): an
+//! answer may carry a secret shown once — a new API key — and is never kept readable at rest.
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::Expr;
 use sea_orm::{Condition, Set};
 use tenantry_kernel::db::{Db, UniqueKey, violates};
-use tenantry_kernel::{Principal, RequestContext, TenantId};
+use tenantry_kernel::{Principal, RequestContext, Sealer, TenantId};
 
 /// How long a key and its response are kept.
 pub const RETENTION: Duration = Duration::hours(24);
@@ -86,6 +91,14 @@ impl KeyScope {
         }
     }
 
+    /// What a sealed body is bound to: one scope's body never opens as another's.
+    fn seal_context(&self) -> String {
+        format!(
+            "idempotency:{}:{}:{}",
+            self.tenant.0, self.principal, self.key
+        )
+    }
+
     fn matches(&self) -> Condition {
         Condition::all()
             .add(entity::Column::TenantId.eq(self.tenant.0))
@@ -127,6 +140,7 @@ pub enum Claim {
 /// Claims `scope` for a request with `fingerprint` at `now`.
 pub async fn claim(
     db: &Db,
+    sealer: &Sealer,
     scope: &KeyScope,
     fingerprint: &str,
     now: DateTime<Utc>,
@@ -192,32 +206,38 @@ pub async fn claim(
         return Ok(Claim::Reused);
     }
     Ok(match (held.status_code, held.response_body) {
-        (Some(status), Some(body)) => Claim::Replay(StoredResponse {
+        (Some(status), Some(sealed)) => Claim::Replay(StoredResponse {
             status: u16::try_from(status).unwrap_or(500),
             headers: held
                 .response_headers
                 .and_then(|h| serde_json::from_str(&h).ok())
                 .unwrap_or_default(),
-            body,
+            body: open(sealer, scope, &sealed)?,
         }),
         _ => Claim::InProgress,
     })
 }
 
-/// Stores the response of the request that holds `scope`.
-pub async fn complete(db: &Db, scope: &KeyScope, response: &StoredResponse) -> Result<(), DbErr> {
+/// Stores the response of the request that holds `scope`, its body sealed.
+pub async fn complete(
+    db: &Db,
+    sealer: &Sealer,
+    scope: &KeyScope,
+    response: &StoredResponse,
+) -> Result<(), DbErr> {
     let headers =
         serde_json::to_string(&response.headers).map_err(|e| DbErr::Json(e.to_string()))?;
+    let sealed = sealer
+        .seal(response.body.as_bytes(), &scope.seal_context())
+        .map_err(|e| DbErr::Custom(format!("sealing a kept response: {e}")))?;
+    let sealed = STANDARD.encode(sealed);
     entity::Entity::update_many()
         .col_expr(
             entity::Column::StatusCode,
             Expr::value(i32::from(response.status)),
         )
         .col_expr(entity::Column::ResponseHeaders, Expr::value(headers))
-        .col_expr(
-            entity::Column::ResponseBody,
-            Expr::value(response.body.as_str()),
-        )
+        .col_expr(entity::Column::ResponseBody, Expr::value(sealed))
         .col_expr(
             entity::Column::LockedUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
@@ -227,6 +247,18 @@ pub async fn complete(db: &Db, scope: &KeyScope, response: &StoredResponse) -> R
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Opens a kept body; one that does not open (the encryption key changed) is an error, not
+/// a replay of something else.
+fn open(sealer: &Sealer, scope: &KeyScope, sealed: &str) -> Result<String, DbErr> {
+    let unreadable =
+        |e: &dyn std::fmt::Display| DbErr::Custom(format!("a kept response does not open: {e}"));
+    let bytes = STANDARD.decode(sealed).map_err(|e| unreadable(&e))?;
+    let plain = sealer
+        .open(&bytes, &scope.seal_context())
+        .map_err(|e| unreadable(&e))?;
+    String::from_utf8(plain).map_err(|e| unreadable(&e))
 }
 
 /// Gives up the claim on `scope` without a response, so the next request with it runs.

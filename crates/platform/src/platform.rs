@@ -61,6 +61,8 @@ pub struct Platform {
     pub hasher: Arc<PasswordHasher>,
     /// This instance's metrics.
     pub metrics: crate::metrics::Metrics,
+    /// Seals secrets at rest under `encryption_key`.
+    pub sealer: Arc<Sealer>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -129,12 +131,13 @@ impl Platform {
             Arc::clone(&limits),
             settings.auth_requests_per_minute,
         ));
+        let sealer = Arc::new(Sealer::new(&keys.encryption_key));
         let sea_identity = Arc::new(SeaIdentity::new(
             db.clone(),
             Arc::clone(&tenancy),
             (audit, outbox.clone()),
             (Arc::clone(&hasher), attempts),
-            (signer, Arc::new(Sealer::new(&keys.encryption_key))),
+            (signer, Arc::clone(&sealer)),
             IdentitySettings::default(),
         ));
         let identity: Arc<dyn IdentityService> = sea_identity.clone();
@@ -165,6 +168,7 @@ impl Platform {
             jobs,
             hasher,
             metrics: crate::metrics::Metrics::new(),
+            sealer,
         })
     }
 }

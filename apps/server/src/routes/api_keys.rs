@@ -100,17 +100,22 @@ pub struct CreateApiKeyRequest {
 /// the location, for a bound key). The secret is in this answer only.
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "access", operation_id = "create_api_key",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Up to 255 visible ASCII characters. A retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) for 24 hours, instead of running twice")),
     request_body = CreateApiKeyRequest,
     responses(
         (status = 201, description = "Made; the secret is shown once", body = CreatedApiKeyResponse),
-        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, or a malformed `Idempotency-Key` (`invalid_idempotency_key`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid credentials", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks `api_keys.manage` (`forbidden`) or a scope (`permission_not_held`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No location of the tenant has this `location_id`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this `Idempotency-Key` is still running (`idempotency_key_in_use`, with `Retry-After`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields: `name`, `scopes[i]`, `expires_at`, `location_id`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields: `name`, `scopes[i]`, `expires_at`, `location_id`; or an `Idempotency-Key` sent before with a different request (`idempotency_key_reused`)", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-#[post("/api-keys")]
+#[post(
+    "/api-keys",
+    wrap = "actix_web::middleware::from_fn(crate::idempotency::idempotent)"
+)]
 pub async fn create(
     state: AppState,
     auth: Auth,

@@ -125,17 +125,21 @@ pub async fn list(
 /// Creates a location (`locations.manage` tenant-wide: owners and admins).
 #[utoipa::path(post, path = "/api/v1/locations", tag = "locations", operation_id = "create_location",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Up to 255 visible ASCII characters. A retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) for 24 hours, instead of running twice")),
     request_body = CreateLocationRequest,
     responses(
         (status = 201, description = "Created", body = LocationResponse),
-        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, or a malformed `Idempotency-Key` (`invalid_idempotency_key`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid access token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed (`forbidden`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Another location has this code (`location_code_taken`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another location has this code (`location_code_taken`); or a request with this `Idempotency-Key` is still running (`idempotency_key_in_use`, with `Retry-After`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields; or an `Idempotency-Key` sent before with a different request (`idempotency_key_reused`)", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-#[post("/locations")]
+#[post(
+    "/locations",
+    wrap = "actix_web::middleware::from_fn(crate::idempotency::idempotent)"
+)]
 pub async fn create(
     state: AppState,
     auth: Auth,

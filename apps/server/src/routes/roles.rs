@@ -127,17 +127,21 @@ pub struct CreateRoleRequest {
 /// Defines a custom role (`roles.manage`). Its permissions must all be ones the caller holds.
 #[utoipa::path(post, path = "/api/v1/roles", tag = "access", operation_id = "create_role",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Up to 255 visible ASCII characters. A retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) for 24 hours, instead of running twice")),
     request_body = CreateRoleRequest,
     responses(
         (status = 201, description = "Created", body = RoleResponse),
-        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, or a malformed `Idempotency-Key` (`invalid_idempotency_key`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid access token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks `roles.manage` (`forbidden`), or a permission of the role (`permission_not_held`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The key is taken (`role_key_taken`) or the tenant has 100 custom roles (`role_limit_reached`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The key is taken (`role_key_taken`) or the tenant has 100 custom roles (`role_limit_reached`); or a request with this `Idempotency-Key` is still running (`idempotency_key_in_use`, with `Retry-After`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields; or an `Idempotency-Key` sent before with a different request (`idempotency_key_reused`)", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-#[post("/roles")]
+#[post(
+    "/roles",
+    wrap = "actix_web::middleware::from_fn(crate::idempotency::idempotent)"
+)]
 pub async fn create(
     state: AppState,
     auth: Auth,
@@ -317,19 +321,22 @@ pub struct GrantRoleRequest {
 /// role there. The change applies from the member's next request.
 #[utoipa::path(post, path = "/api/v1/users/{id}/roles", tag = "access", operation_id = "grant_member_role",
     security(("bearer" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The member's user id")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Up to 255 visible ASCII characters. A retry with the same key and body gets the first response again (with `Idempotent-Replayed: true`) for 24 hours, instead of running twice"), ("id" = uuid::Uuid, Path, description = "The member's user id")),
     request_body = GrantRoleRequest,
     responses(
         (status = 201, description = "Granted", body = RoleGrantResponse),
-        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, or a malformed `Idempotency-Key` (`invalid_idempotency_key`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid access token", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed (`forbidden`), a role ranking above the caller's (`role_not_grantable`), or a permission the caller lacks (`permission_not_held`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such member, role or location in this tenant", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Held already (`role_already_granted`), the last owner (`last_owner`), the member does not work at the location (`not_on_location`), or the owner role at a location (`owner_is_tenant_wide`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Held already (`role_already_granted`), the last owner (`last_owner`), the member does not work at the location (`not_on_location`), or the owner role at a location (`owner_is_tenant_wide`); or a request with this `Idempotency-Key` is still running (`idempotency_key_in_use`, with `Retry-After`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`owner` at a location", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`owner` at a location; or an `Idempotency-Key` sent before with a different request (`idempotency_key_reused`)", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-#[post("/users/{id}/roles")]
+#[post(
+    "/users/{id}/roles",
+    wrap = "actix_web::middleware::from_fn(crate::idempotency::idempotent)"
+)]
 pub async fn grant(
     state: AppState,
     auth: Auth,
