@@ -13,19 +13,20 @@ KEY = re.compile(r"^[\x21-\x7E]{1,255}$")
 @schemathesis.hook
 def before_call(context, case, kwargs):
     expire_api_keys_tomorrow(case)
-    one_key_per_body(case)
+    one_key_per_request(case)
 
 
-def one_key_per_body(case):
+def one_key_per_request(case):
     """An `Idempotency-Key` the generator repeats with another body is refused (422
-    `idempotency_key_reused`), for a reason no schema states. A well-formed key gets the body's
-    digest appended, so a repeated body still replays its first answer and a new body is a new
-    request; a malformed key is left for the checks."""
+    `idempotency_key_reused`), for a reason no schema states. A well-formed key gets the
+    request's digest (method, path, body) appended, so a repeated request still replays its
+    first answer and a new one is new; a malformed key is left for the checks."""
     headers = case.headers or {}
     name = next((h for h in headers if h.lower() == "idempotency-key"), None)
     if name is None or not isinstance(headers[name], str) or not KEY.match(headers[name]):
         return
-    digest = hashlib.sha256(json.dumps(case.body, sort_keys=True, default=repr).encode()).hexdigest()[:16]
+    request = [case.operation.method.upper(), case.operation.path, case.path_parameters, case.body]
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=repr).encode()).hexdigest()[:16]
     case.headers = dict(headers, **{name: f"{headers[name][:200]}-{digest}"})
 
 
