@@ -206,8 +206,17 @@ fn replay(stored: &StoredResponse) -> HttpResponse {
     response.body(stored.body.clone())
 }
 
-/// What makes two requests the same: method, path and body.
+/// What makes two requests the same: method, path and body — a JSON body by its value (keys
+/// in any order, any spacing), any other body by its bytes.
 fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    let canonical = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .map(|value| {
+            let mut out = Vec::with_capacity(body.len());
+            canonical_json(&value, &mut out);
+            out
+        });
+    let body = canonical.as_deref().unwrap_or(body);
     let mut input = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
     input.extend_from_slice(method.as_bytes());
     input.push(b'\n');
@@ -215,4 +224,87 @@ fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     input.push(b'\n');
     input.extend_from_slice(body);
     hex(&sha256(&input))
+}
+
+/// `value` written with its object keys sorted and no spacing.
+fn canonical_json(value: &serde_json::Value, out: &mut Vec<u8>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(
+                    serde_json::Value::String(key.clone())
+                        .to_string()
+                        .as_bytes(),
+                );
+                out.push(b':');
+                canonical_json(item, out);
+            }
+            out.push(b'}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+
+    #[test]
+    fn one_json_value_is_one_request_however_it_is_written() {
+        let a = fingerprint(
+            "POST",
+            "/api/v1/roles",
+            br#"{"key":"lead","name":"Lead","permissions":["roles.read"]}"#,
+        );
+        let b = fingerprint(
+            "POST",
+            "/api/v1/roles",
+            b"{ \"permissions\": [\"roles.read\"],\n  \"name\": \"Lead\", \"key\": \"lead\" }",
+        );
+        assert_eq!(a, b);
+        let other_value = fingerprint(
+            "POST",
+            "/api/v1/roles",
+            br#"{"key":"lead","name":"Lead","permissions":["roles.write"]}"#,
+        );
+        let other_path = fingerprint(
+            "POST",
+            "/api/v1/locations",
+            br#"{"key":"lead","name":"Lead","permissions":["roles.read"]}"#,
+        );
+        let reordered_array = fingerprint(
+            "POST",
+            "/api/v1/roles",
+            br#"{"key":"lead","name":"Lead","permissions":["b","a"]}"#,
+        );
+        let array = fingerprint(
+            "POST",
+            "/api/v1/roles",
+            br#"{"key":"lead","name":"Lead","permissions":["a","b"]}"#,
+        );
+        assert_ne!(a, other_value);
+        assert_ne!(a, other_path);
+        assert_ne!(array, reordered_array);
+        // Not JSON: its bytes.
+        assert_ne!(
+            fingerprint("POST", "/x", b"{oops"),
+            fingerprint("POST", "/x", b"{oops ")
+        );
+    }
 }
