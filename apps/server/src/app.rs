@@ -115,7 +115,11 @@ fn http_server(platform: Arc<Platform>, listener: TcpListener) -> anyhow::Result
             .wrap(from_fn(crate::error::every_error_a_problem))
             .wrap(from_fn(move |req, next| security_headers(req, next, hsts)))
             .wrap(from_fn(request_id::middleware))
-            .wrap(from_fn(crate::metrics::middleware))
+            // Requests are counted only where metrics can be read.
+            .wrap(Condition::new(
+                settings.metrics_token.is_some(),
+                from_fn(crate::metrics::middleware),
+            ))
             .configure(routes::configure)
             .configure(|cfg| {
                 if settings.metrics_token.is_some() {

@@ -3,7 +3,8 @@
 //! Every answer is counted by route template (`/api/v1/invitations/{id}`, never the path a
 //! client sent, so the series stay few), method and status, and timed. `/metrics` renders the
 //! process's series (`tenantry_platform::metrics`) for a scraper that presents the configured
-//! `metrics_token`; without one configured the route does not exist.
+//! `metrics_token`; without one configured the route does not exist and requests are not
+//! counted.
 
 use std::sync::Arc;
 use std::time::Instant;
