@@ -148,7 +148,7 @@ fn code_taken(e: sea_orm::DbErr) -> TenancyError {
 
 #[async_trait::async_trait]
 impl LocationService for SeaTenancy {
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn list_locations(
         &self,
         ctx: &RequestContext,
@@ -165,7 +165,7 @@ impl LocationService for SeaTenancy {
         Ok(Page::from_rows(items, &page, |l: &Location| l.id.0))
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn location(
         &self,
         ctx: &RequestContext,
@@ -175,7 +175,7 @@ impl LocationService for SeaTenancy {
         Ok(load(&self.db, ctx, id).await?.into())
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn create_location(
         &self,
         ctx: &RequestContext,
@@ -219,7 +219,7 @@ impl LocationService for SeaTenancy {
         Ok(row.into())
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn update_location(
         &self,
         ctx: &RequestContext,
@@ -293,7 +293,7 @@ impl LocationService for SeaTenancy {
         Ok(after.into())
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn delete_location(
         &self,
         ctx: &RequestContext,
@@ -326,7 +326,7 @@ impl LocationService for SeaTenancy {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn location_settings(
         &self,
         ctx: &RequestContext,
@@ -343,7 +343,7 @@ impl LocationService for SeaTenancy {
         })
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn update_location_settings(
         &self,
         ctx: &RequestContext,
@@ -396,7 +396,7 @@ impl LocationService for SeaTenancy {
         })
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn location_members(
         &self,
         ctx: &RequestContext,
@@ -413,7 +413,7 @@ impl LocationService for SeaTenancy {
         self.list_members(ctx, filter, page).await
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn set_location_member(
         &self,
         ctx: &RequestContext,
@@ -480,7 +480,7 @@ impl LocationService for SeaTenancy {
         Ok(member)
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn remove_location_member(
         &self,
         ctx: &RequestContext,

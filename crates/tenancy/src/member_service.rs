@@ -214,7 +214,7 @@ impl SeaTenancy {
 
 #[async_trait::async_trait]
 impl MemberService for SeaTenancy {
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn list_members(
         &self,
         ctx: &RequestContext,
@@ -241,14 +241,14 @@ impl MemberService for SeaTenancy {
         Ok(page.page(members, |m: &Member| (m.name.as_str(), m.user_id.0)))
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn member(&self, ctx: &RequestContext, user: UserId) -> Result<Member, TenancyError> {
         ctx.require(Permission::UsersRead)?;
         let row = load_member(&self.db, ctx.tenant_id, user).await?;
         to_member(&self.db, row).await
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn update_member(
         &self,
         ctx: &RequestContext,
@@ -295,7 +295,7 @@ impl MemberService for SeaTenancy {
         .await
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn change_role(
         &self,
         ctx: &RequestContext,
@@ -330,7 +330,7 @@ impl MemberService for SeaTenancy {
         .await
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn deactivate_member(
         &self,
         ctx: &RequestContext,
@@ -369,7 +369,7 @@ impl MemberService for SeaTenancy {
         .await
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn reactivate_member(
         &self,
         ctx: &RequestContext,
@@ -409,7 +409,7 @@ impl MemberService for SeaTenancy {
         .await
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn remove_member(&self, ctx: &RequestContext, user: UserId) -> Result<(), TenancyError> {
         let leaving = ctx.user_id() == Some(user);
         if !leaving {
@@ -459,7 +459,7 @@ impl MemberService for SeaTenancy {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn expertise(
         &self,
         ctx: &RequestContext,
@@ -470,7 +470,7 @@ impl MemberService for SeaTenancy {
         Ok(Member::from_row(row, Vec::new()).expertise)
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn set_expertise(
         &self,
         ctx: &RequestContext,
@@ -513,7 +513,7 @@ impl MemberService for SeaTenancy {
         Ok(expertise)
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn transfer_ownership(
         &self,
         ctx: &RequestContext,

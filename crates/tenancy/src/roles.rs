@@ -205,7 +205,7 @@ impl SeaTenancy {
 
 #[async_trait::async_trait]
 impl RoleService for SeaTenancy {
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn list_roles(
         &self,
         ctx: &RequestContext,
@@ -225,13 +225,13 @@ impl RoleService for SeaTenancy {
         Ok(page.page(roles, |r: &RoleDefinition| (r.key.as_str(), r.id.0)))
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn role(&self, ctx: &RequestContext, id: RoleId) -> Result<RoleDefinition, TenancyError> {
         ctx.require(Permission::RolesRead)?;
         Ok(load_role(&self.db, ctx.tenant_id, id).await?.into())
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn create_role(
         &self,
         ctx: &RequestContext,
@@ -289,7 +289,7 @@ impl RoleService for SeaTenancy {
         Ok(created)
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn update_role(
         &self,
         ctx: &RequestContext,
@@ -354,7 +354,7 @@ impl RoleService for SeaTenancy {
         Ok(after)
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn delete_role(&self, ctx: &RequestContext, id: RoleId) -> Result<(), TenancyError> {
         ctx.require(Permission::RolesManage)?;
         let txn = begin_write(&self.db).await?;
@@ -387,7 +387,7 @@ impl RoleService for SeaTenancy {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn member_roles(
         &self,
         ctx: &RequestContext,
@@ -400,7 +400,7 @@ impl RoleService for SeaTenancy {
         grants_of(&self.db, ctx.tenant_id, &member).await
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn grant_role(
         &self,
         ctx: &RequestContext,
@@ -487,7 +487,7 @@ impl RoleService for SeaTenancy {
         })
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn revoke_role(
         &self,
         ctx: &RequestContext,

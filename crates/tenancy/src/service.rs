@@ -191,7 +191,7 @@ const SLUG_ATTEMPTS: usize = 5;
 
 #[async_trait::async_trait]
 impl TenancyService for SeaTenancy {
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn create_tenant(
         &self,
         txn: &Txn,
@@ -259,7 +259,7 @@ impl TenancyService for SeaTenancy {
         Ok(tenant)
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn current(&self, ctx: &RequestContext) -> Result<Tenant, TenancyError> {
         ctx.require(Permission::TenantRead)?;
         tenant::Entity::find_by_id(ctx.tenant_id.0)
@@ -269,7 +269,7 @@ impl TenancyService for SeaTenancy {
             .ok_or(TenancyError::NotFound)
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn update_current(
         &self,
         ctx: &RequestContext,
@@ -374,7 +374,7 @@ impl TenancyService for SeaTenancy {
             .collect())
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %tenant))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %tenant))]
     async fn set_status(
         &self,
         tenant: TenantId,
@@ -417,13 +417,13 @@ impl TenancyService for SeaTenancy {
         Ok(after.into())
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn settings(&self, ctx: &RequestContext) -> Result<StoredSettings, TenancyError> {
         ctx.require(Permission::TenantRead)?;
         self.load_settings(&self.db, ctx.tenant_id).await
     }
 
-    #[tracing::instrument(skip_all, err, fields(tenant_id = %ctx.tenant_id))]
+    #[tracing::instrument(skip_all, err(level = "info"), fields(tenant_id = %ctx.tenant_id))]
     async fn update_settings(
         &self,
         ctx: &RequestContext,
