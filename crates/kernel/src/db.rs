@@ -430,21 +430,14 @@ impl Warm {
     /// Handing back one too many costs a ping; one too few would leave a caller waiting for
     /// its acquire timeout beside a warm connection.
     async fn for_pool<T>(&self, begin: impl Future<Output = T>) -> T {
-        struct Waiting<'a>(&'a AtomicUsize);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        let handed_back = {
+        let (_waiting, handed_back) = {
             let mut idle = lock(&self.idle);
-            let waiting = self.waiting.fetch_add(1, Ordering::AcqRel) + 1;
-            let short = waiting.saturating_sub(self.pool.num_idle());
+            let waiting = Counted::enter(&self.waiting);
+            let short = waiting.at_entry.saturating_sub(self.pool.num_idle());
             // The oldest first: the most recently used stay warm for the next statement.
             let n = short.min(idle.len());
-            idle.drain(..n).collect::<Vec<_>>()
+            (waiting, idle.drain(..n).collect::<Vec<_>>())
         };
-        let _waiting = Waiting(&self.waiting);
         drop(handed_back);
         begin.await
     }

@@ -5,18 +5,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::{Db, lock};
 
 /// One more in a count for as long as it lives.
-pub(crate) struct Counted<'a>(&'a AtomicUsize);
+pub(crate) struct Counted<'a> {
+    count: &'a AtomicUsize,
+    /// The count on entry, this one included.
+    pub(crate) at_entry: usize,
+}
 
 impl<'a> Counted<'a> {
     pub(crate) fn enter(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::AcqRel);
-        Self(count)
+        let at_entry = count.fetch_add(1, Ordering::AcqRel) + 1;
+        Self { count, at_entry }
     }
 }
 
 impl Drop for Counted<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
